@@ -1,0 +1,117 @@
+"""The library's exceptions.
+
+Every error the engine raises to a caller is an :class:`UpbitEngineError`. Messages say what went
+wrong *and* what to change, because most of them are raised before anything is sent to Upbit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+__all__ = (
+    "CatalogUnavailableError",
+    "ConnectionFailedError",
+    "EngineClosedError",
+    "InvalidSubscriptionError",
+    "ProtocolError",
+    "RateLimitedError",
+    "ServerError",
+    "SnapshotTimeoutError",
+    "SubscriptionFailedError",
+    "UnknownMarketError",
+    "UpbitEngineError",
+)
+
+
+class UpbitEngineError(Exception):
+    """Base class of every exception this library raises on purpose."""
+
+
+class InvalidSubscriptionError(UpbitEngineError, ValueError):
+    """A request was rejected before anything was sent.
+
+    ``reasons`` lists every problem found, not only the first, so a caller can fix them all at once.
+    """
+
+    def __init__(self, reasons: Iterable[str]) -> None:
+        self.reasons: tuple[str, ...] = tuple(reasons)
+        if not self.reasons:
+            raise ValueError("InvalidSubscriptionError needs at least one reason")
+        if len(self.reasons) == 1:
+            text = f"invalid subscription: {self.reasons[0]}"
+        else:
+            text = "invalid subscription:\n" + "\n".join(f"  - {r}" for r in self.reasons)
+        super().__init__(text)
+
+
+class UnknownMarketError(InvalidSubscriptionError):
+    """Codes that are well-formed but not listed on Upbit (Upbit would silently ignore them)."""
+
+    def __init__(self, codes: Sequence[str], *, hint: str = "") -> None:
+        self.codes: tuple[str, ...] = tuple(codes)
+        listed = ", ".join(self.codes)
+        reason = f"not listed on Upbit: {listed}"
+        if hint:
+            reason += f" ({hint})"
+        super().__init__([reason])
+
+
+class ProtocolError(UpbitEngineError):
+    """A frame from the server could not be decoded (not JSON, wrong shape, missing fields)."""
+
+
+class ServerError(UpbitEngineError):
+    """Upbit answered with an error frame ``{"error": {"name": ..., "message": ...}}``."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        self.server_message = message
+        super().__init__(f"Upbit error {name}: {message}")
+
+
+class RateLimitedError(UpbitEngineError):
+    """Upbit refused a connect or message for exceeding its rate limit (HTTP 429 or 418)."""
+
+    def __init__(self, status: int, *, retry_after: float | None = None, detail: str = "") -> None:
+        self.status = status
+        self.retry_after = retry_after
+        kind = "blocked (418)" if status == 418 else "rate limited (429)"
+        text = f"Upbit {kind}"
+        if retry_after is not None:
+            text += f"; retry after {retry_after:g} s"
+        if detail:
+            text += f": {detail}"
+        super().__init__(text)
+
+
+class CatalogUnavailableError(UpbitEngineError):
+    """The market catalog (``GET /v1/market/all``) could not be fetched or parsed."""
+
+
+class ConnectionFailedError(UpbitEngineError):
+    """A WebSocket connection could not be opened, or broke."""
+
+
+class SnapshotTimeoutError(UpbitEngineError):
+    """A snapshot request did not receive one SNAPSHOT for every requested (type, code) in time."""
+
+    def __init__(self, missing: Iterable[tuple[str, str]], timeout: float) -> None:
+        self.missing: tuple[tuple[str, str], ...] = tuple(sorted(missing))
+        self.timeout = timeout
+        names = ", ".join(f"{t}:{c}" for t, c in self.missing)
+        super().__init__(
+            f"no SNAPSHOT within {timeout:g} s for {names}; check the codes are listed and trading"
+        )
+
+
+class SubscriptionFailedError(UpbitEngineError):
+    """A realtime subscription ended abnormally; ``cause`` says why."""
+
+    def __init__(self, subscription_id: str, cause: str) -> None:
+        self.subscription_id = subscription_id
+        self.cause = cause
+        super().__init__(f"subscription {subscription_id} failed: {cause}")
+
+
+class EngineClosedError(UpbitEngineError):
+    """The engine (or the part of it that was asked) has shut down."""
