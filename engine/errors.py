@@ -13,6 +13,7 @@ __all__ = (
     "ConnectionFailedError",
     "EngineClosedError",
     "InvalidSubscriptionError",
+    "NoParkingCodeError",
     "ProtocolError",
     "RateLimitedError",
     "ServerError",
@@ -115,3 +116,7 @@ class SubscriptionFailedError(UpbitEngineError):
 
 class EngineClosedError(UpbitEngineError):
     """The engine (or the part of it that was asked) has shut down."""
+
+
+class NoParkingCodeError(UpbitEngineError, LookupError):
+    """No listed code is free to park a ticket on (soft unsubscribe); unsubscribe hard instead."""
