@@ -18,6 +18,7 @@ Every failure surfaces as one of the library's exceptions:
 from __future__ import annotations
 
 import itertools
+import math
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Sequence
@@ -203,9 +204,12 @@ class TrioWebsocketTransport:
                 try:
                     yield _TrioWebsocketConnection(ws)
                 finally:
-                    with trio.move_on_after(self.disconnect_timeout) as scope:
-                        scope.shield = True
-                        await ws.aclose()
+                    # Under cancellation the reader task is cancelled too, so a close handshake
+                    # could only time out: skip straight to closing the socket then.
+                    if trio.current_effective_deadline() != -math.inf:
+                        with trio.move_on_after(self.disconnect_timeout) as scope:
+                            scope.shield = True
+                            await ws.aclose()
                     # trio-websocket skips closing the socket when the peer closed first.
                     await trio.aclose_forcefully(stream)
                     nursery.cancel_scope.cancel()

@@ -243,3 +243,19 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds([(b"retry-after", b"-3")]) == 0.0
     assert retry_after_seconds([(b"Retry-After", b"Wed, 21 Oct")]) is None
     assert retry_after_seconds([]) is None
+
+
+async def test_cancelled_caller_does_not_wait_for_the_close_handshake(
+    autojump_clock: object,
+) -> None:
+    async def handler(request: trio_websocket.WebSocketRequest) -> None:
+        await _drain(await request.accept())
+
+    async with trio.open_nursery() as nursery:
+        url = await _serve_ws(nursery, handler)
+        start = trio.current_time()
+        with trio.move_on_after(1):
+            async with TrioWebsocketTransport(disconnect_timeout=30).connect(url) as conn:
+                await conn.receive()
+        assert trio.current_time() - start == pytest.approx(1)
+        nursery.cancel_scope.cancel()

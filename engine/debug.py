@@ -1,0 +1,64 @@
+"""``Engine.debug_tree()``: the supervision tree, enriched with what each ticket carries.
+
+The actors runtime gives a frozen :class:`~actors.NodeSnapshot` of every node (state,
+generation, restarts, last exit, mailbox). The engine adds, per ticket, the registry's view
+(connection generation, desired and sent sets, parked or idle) and the router's counters, so one
+value answers "what is this connection doing and why".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from actors import NodeSnapshot
+from engine.router import TicketRouteStatistics
+from engine.subscriptions import TicketStatus
+
+__all__ = ("EngineTree", "TicketNode")
+
+
+@attrs.frozen
+class TicketNode:
+    """One ticket: registry status plus router counters (``None`` if it never routed)."""
+
+    status: TicketStatus
+    routing: TicketRouteStatistics | None
+
+    def describe(self) -> str:
+        """One line: connection, what it carries, what the router did with its frames."""
+        status = self.status
+        if not status.connected:
+            state = "down" if status.desired else "closed"
+        elif status.parked:
+            state = "parked"
+        elif status.idle:
+            state = "idle"
+        else:
+            state = "streaming"
+        codes = sorted({key.code for key in status.desired if key.code})
+        text = (
+            f"{status.ticket} [{state}] generation={status.generation} "
+            f"streams={len(status.desired)} codes={len(codes)}"
+        )
+        if self.routing is not None:
+            routed = sum(self.routing.routed.values())
+            text += f" routed={routed} unrouted={self.routing.unrouted} stale={self.routing.stale}"
+        return text
+
+
+@attrs.frozen
+class EngineTree:
+    """A frozen snapshot of the engine's supervision tree and its tickets."""
+
+    #: The actors runtime's tree, rooted at the engine supervisor.
+    actors: NodeSnapshot
+    #: Ticket id -> its registry status and routing counters.
+    tickets: Mapping[str, TicketNode]
+
+    def render(self) -> str:
+        """The tree as text, followed by one line per ticket."""
+        lines = [self.actors.render()]
+        lines.extend(node.describe() for node in self.tickets.values())
+        return "\n".join(lines)

@@ -1,0 +1,642 @@
+"""The engine's public facade: :func:`open_engine` and the :class:`Engine` it yields.
+
+The method names are the brief's (SEED.en.md): ``request_snapshot``,
+``request_snapshots_batch``, ``subscribe_realtime``, ``modify_subscription``,
+``unsubscribe_realtime``, ``soft_unsubscribe``, ``hard_unsubscribe``,
+``optimize_subscriptions``, ``cleanup_inactive``, ``get_ticket_usage``,
+``validate_subscription``, ``detect_conflicts``, plus ``stream``, ``registry``, ``metrics`` and
+``debug_tree``.
+
+Every subscription change is validated here (against the market catalog and Upbit's rules,
+before anything is sent), then applied by the registry actor, the single writer. Queries
+(``registry()``, ``get_ticket_usage()``, ``metrics()``...) are synchronous reads of the same
+state: the engine runs on one Trio thread, and reads never interleave with a write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from types import MappingProxyType, TracebackType
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from actors import ActorError, Reply, Supervisor, open_supervisor
+from engine.config import EngineConfig
+from engine.debug import EngineTree, TicketNode
+from engine.engine_tree import EngineCore, engine_children, root_options
+from engine.errors import EngineClosedError, InvalidSubscriptionError
+from engine.markets import MarketCatalog, check_subscription, validate_subscription
+from engine.messages import Message
+from engine.metrics import EngineMetrics, SubscriberMetrics
+from engine.planner import PRIVATE_TYPES, StreamKey
+from engine.registry_actor import (
+    Cleanup,
+    CleanupOutcome,
+    ConsumerClosed,
+    Modify,
+    Optimize,
+    RegistryCommand,
+    Subscribe,
+    Unsubscribe,
+)
+from engine.router import StreamItem, SubscriberBuffer
+from engine.snapshots import SnapshotUsage
+from engine.subscriptions import DEFAULT_CAPACITY, Conflict, OptimizeReport, PoolUsage, Subscription
+from engine.transport import Transport, TrioWebsocketTransport
+
+__all__ = ("Engine", "OptimizeOutcome", "SubscriptionStream", "open_engine")
+
+R = TypeVar("R")
+
+#: Seconds a facade call waits for the registry actor.
+CALL_TIMEOUT = 10.0
+#: Upbit's default orderbook depth and price grouping: asking for them explicitly is the same
+#: stream as not asking, so they normalise to ``None`` and duplicates are recognised.
+_DEFAULT_UNITS = 30
+_DEFAULT_LEVEL = 0
+
+
+@attrs.frozen
+class OptimizeOutcome:
+    """What ``optimize_subscriptions`` did, with the realtime pool's efficiency around it."""
+
+    reports: tuple[OptimizeReport, ...]
+    #: Connected tickets that carried nothing (parked or idle) and were closed.
+    closed: tuple[str, ...]
+    #: Planned ticket efficiency of the realtime pool before and after.
+    efficiency_before: float
+    efficiency_after: float
+
+    @property
+    def moved(self) -> int:
+        """Streams that changed ticket."""
+        return sum(report.moved for report in self.reports)
+
+
+class SubscriptionStream:
+    """``async for item in engine.stream(sub_id)``: messages and engine events, in order.
+
+    Iteration ends cleanly when the subscription ends (unsubscribed, or the engine closed) and
+    raises :class:`~engine.errors.SubscriptionFailedError` if it failed. Closing the stream
+    (``async with``, or :meth:`close`) tells the engine nobody reads it any more, which makes the
+    subscription inactive for ``cleanup_inactive``.
+    """
+
+    def __init__(self, buffer: SubscriberBuffer, on_close: Callable[[], None]) -> None:
+        self._buffer = buffer
+        self._on_close = on_close
+        self._closed = False
+
+    @property
+    def subscription_id(self) -> str:
+        """The subscription this stream reads."""
+        return self._buffer.subscription_id
+
+    async def receive(self) -> StreamItem:
+        """The next item; raises ``trio.EndOfChannel`` once the subscription ended."""
+        return await self._buffer.receive()
+
+    def __aiter__(self) -> SubscriptionStream:
+        return self
+
+    async def __anext__(self) -> StreamItem:
+        try:
+            return await self._buffer.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        """Stop reading (idempotent). The subscription stays until it is unsubscribed."""
+        if not self._closed:
+            self._closed = True
+            self._on_close()
+
+    async def __aenter__(self) -> SubscriptionStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _codes(symbols: Sequence[str] | str) -> tuple[str, ...]:
+    return (symbols,) if isinstance(symbols, str) else tuple(symbols)
+
+
+def _types(data_type: str | Sequence[str]) -> tuple[str, ...]:
+    return (data_type,) if isinstance(data_type, str) else tuple(data_type)
+
+
+def _normal_units(units: int | None) -> int | None:
+    return None if units == _DEFAULT_UNITS else units
+
+
+def _normal_level(level: float | None) -> float | None:
+    return None if level == _DEFAULT_LEVEL else level
+
+
+class Engine:
+    """The running engine; get one from :func:`open_engine`."""
+
+    def __init__(self, core: EngineCore, root: Supervisor) -> None:
+        self._core = core
+        self._root = root
+
+    @property
+    def config(self) -> EngineConfig:
+        """The configuration in force."""
+        return self._core.config
+
+    # -- calls to the registry actor ----------------------------------------------------------
+
+    async def _call(self, make: Callable[[Reply[R]], RegistryCommand]) -> R:
+        core = self._core
+        ref = core.registry_ref
+        if core.closed or ref is None:
+            raise EngineClosedError("the engine has shut down; open a new one with open_engine")
+        try:
+            return await ref.call(make, timeout=CALL_TIMEOUT)
+        except ActorError as exc:
+            raise EngineClosedError(f"the engine's registry is not available: {exc}") from exc
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def _problems(
+        self,
+        types: tuple[str, ...],
+        codes: tuple[str, ...],
+        units: int | None,
+        level: float | None,
+        catalog: MarketCatalog | None,
+    ) -> list[str]:
+        reasons: list[str] = []
+        if not types:
+            reasons.append("give at least one data type, such as 'ticker'")
+        for data_type in types:
+            book = data_type == "orderbook"
+            found = check_subscription(
+                data_type,
+                [] if data_type == "myAsset" else list(codes),
+                units=units if book else None,
+                level=level if book else None,
+                catalog=catalog,
+            )
+            reasons.extend(reason for reason in found if reason not in reasons)
+        if (units is not None or level is not None) and "orderbook" not in types:
+            reasons.append("units and level apply to orderbook only")
+        private = [t for t in types if t in PRIVATE_TYPES]
+        if private and not self._core.config.has_credentials:
+            reasons.append(
+                f"{', '.join(private)} need API keys: open the engine with access_key and "
+                "secret_key"
+            )
+        return reasons
+
+    async def _validated_catalog(self) -> MarketCatalog | None:
+        if not self._core.config.validate_codes:
+            return self._core.catalog.current
+        return await self._core.catalog.get()
+
+    async def _validate(
+        self,
+        types: tuple[str, ...],
+        codes: tuple[str, ...],
+        units: int | None,
+        level: float | None,
+    ) -> None:
+        catalog = await self._validated_catalog()
+        if len(types) == 1 and types[0] not in PRIVATE_TYPES:
+            # One type: the markets module's own error (UnknownMarketError when only unlisted
+            # codes are wrong).
+            validate_subscription(types[0], list(codes), units=units, level=level, catalog=catalog)
+        reasons = self._problems(types, codes, units, level, catalog)
+        if reasons:
+            raise InvalidSubscriptionError(reasons)
+
+    def validate_subscription(
+        self,
+        data_type: str | Sequence[str],
+        symbols: Sequence[str] | str,
+        *,
+        units: int | None = None,
+        level: float | None = None,
+    ) -> bool:
+        """Whether subscribing would be accepted and is not a duplicate of a live subscription.
+
+        Checks against the market catalog held (fetched at start-up; without one, only what can
+        be known without it). :meth:`check_subscription` raises with every reason instead.
+        """
+        try:
+            self.check_subscription(data_type, symbols, units=units, level=level)
+        except InvalidSubscriptionError:
+            return False
+        return True
+
+    def check_subscription(
+        self,
+        data_type: str | Sequence[str],
+        symbols: Sequence[str] | str,
+        *,
+        units: int | None = None,
+        level: float | None = None,
+    ) -> None:
+        """Raise :class:`~engine.errors.InvalidSubscriptionError` listing every reason the
+        subscription would be refused, including "duplicate of a live subscription"."""
+        types, codes = _types(data_type), _codes(symbols)
+        units, level = _normal_units(units), _normal_level(level)
+        reasons = self._problems(types, codes, units, level, self._core.catalog.current)
+        if not reasons:
+            try:
+                duplicate = self._core.registry.check_duplicate(
+                    types, codes, units=units, level=level
+                )
+            except InvalidSubscriptionError as exc:
+                reasons.extend(exc.reasons)
+            else:
+                if duplicate:
+                    reasons.append(
+                        "a live subscription already has exactly these types, codes and "
+                        "options: read its stream instead of subscribing again"
+                    )
+        if reasons:
+            raise InvalidSubscriptionError(reasons)
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def _snapshot_keys(
+        self,
+        data_type: str,
+        codes: tuple[str, ...],
+        units: int | None,
+        level: float | None,
+    ) -> list[StreamKey]:
+        book = data_type == "orderbook"
+        return [
+            StreamKey(data_type, code, units if book else None, level if book else None)
+            for code in codes
+        ]
+
+    async def request_snapshot(
+        self,
+        data_type: str,
+        symbols: Sequence[str] | str,
+        *,
+        units: int | None = None,
+        level: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-request deadline, as documented)
+    ) -> dict[str, Message]:
+        """One-shot: the current state of each symbol, ``{code: message}``.
+
+        Served by the snapshot pool (never on a realtime connection, so no live stream is
+        disturbed); concurrent requests are merged. Raises ``InvalidSubscriptionError`` before
+        sending if Upbit would refuse or ignore it, ``SnapshotTimeoutError`` naming what did not
+        arrive within ``timeout`` (default ``EngineConfig.snapshot_timeout``).
+        """
+        (result,) = await self.request_snapshots_batch(
+            [(data_type, symbols)], units=units, level=level, timeout=timeout
+        )
+        return result
+
+    async def request_snapshots_batch(
+        self,
+        requests: Sequence[tuple[str, Sequence[str] | str]],
+        *,
+        units: int | None = None,
+        level: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-request deadline, as documented)
+    ) -> list[dict[str, Message]]:
+        """Many one-shot lookups at once, e.g. ``[("ticker", krw), ("orderbook", majors)]``.
+
+        Everything travels in as few snapshot-only requests as Upbit allows; the result has one
+        ``{code: message}`` per request, in order. ``units``/``level`` apply to orderbook
+        entries.
+        """
+        core = self._core
+        units, level = _normal_units(units), _normal_level(level)
+        started = trio.current_time()
+        core.metrics.snapshot_requests += 1
+        try:
+            asks: list[tuple[str, tuple[str, ...]]] = []
+            reasons: list[str] = []
+            catalog = await self._validated_catalog()
+            for data_type, symbols in requests:
+                codes = _codes(symbols)
+                book = data_type == "orderbook"
+                if len(requests) == 1 and data_type not in PRIVATE_TYPES:
+                    # One request: the markets module's own error (UnknownMarketError when
+                    # only unlisted codes are wrong).
+                    validate_subscription(
+                        data_type,
+                        list(codes),
+                        units=units if book else None,
+                        level=level if book else None,
+                        catalog=catalog,
+                    )
+                found = check_subscription(
+                    data_type,
+                    list(codes),
+                    units=units if book else None,
+                    level=level if book else None,
+                    catalog=catalog,
+                )
+                if data_type in PRIVATE_TYPES:
+                    found.append(f"{data_type} has no snapshots: subscribe to it instead")
+                reasons.extend(reason for reason in found if reason not in reasons)
+                asks.append((data_type, codes))
+            if reasons:
+                raise InvalidSubscriptionError(reasons)
+            keys = [
+                key
+                for data_type, codes in asks
+                for key in self._snapshot_keys(data_type, codes, units, level)
+            ]
+            results = await core.snapshots.request(keys, timeout=timeout)
+        except BaseException:
+            core.metrics.snapshot_failures += 1
+            raise
+        core.metrics.snapshot_latency.observe(trio.current_time() - started)
+        return [{code: results[(data_type, code)] for code in codes} for data_type, codes in asks]
+
+    # -- realtime ------------------------------------------------------------------------------
+
+    async def subscribe_realtime(
+        self,
+        data_type: str | Sequence[str],
+        symbols: Sequence[str] | str,
+        *,
+        units: int | None = None,
+        level: float | None = None,
+    ) -> str:
+        """Subscribe to continuous streams; returns the subscription id for :meth:`stream`.
+
+        ``data_type`` may be several types (each over every symbol). The subscriber's stream
+        begins with one SNAPSHOT per stream, then REALTIME messages; other subscribers of the
+        same streams get no duplicate SNAPSHOT. Raises ``InvalidSubscriptionError`` (with every
+        reason) before anything is sent if Upbit would refuse or silently ignore it.
+        """
+        types, codes = _types(data_type), _codes(symbols)
+        units, level = _normal_units(units), _normal_level(level)
+        metrics = self._core.metrics
+        try:
+            await self._validate(types, codes, units, level)
+            sub: Subscription = await self._call(
+                lambda reply: Subscribe(types, codes, units, level, reply)
+            )
+        except BaseException:
+            metrics.subscriptions_failed += 1
+            raise
+        metrics.subscriptions_succeeded += 1
+        return sub.id
+
+    def stream(self, subscription_id: str) -> SubscriptionStream:
+        """The subscription's messages and events (see :class:`SubscriptionStream`)."""
+        core = self._core
+        core.registry.subscription(subscription_id)  # raises for unknown ids
+        buffer = core.buffers.get(subscription_id)
+        if buffer is None:
+            buffer = SubscriberBuffer(subscription_id)
+            buffer.close("the subscription has ended")
+        ref = core.registry_ref
+
+        def closed() -> None:
+            if ref is not None:
+                try:
+                    ref.cast_nowait(ConsumerClosed(subscription_id))
+                except (ActorError, trio.WouldBlock):
+                    return
+
+        return SubscriptionStream(buffer, closed)
+
+    async def modify_subscription(self, subscription_id: str, symbols: Sequence[str] | str) -> None:
+        """Replace a subscription's symbols, keeping its types and options and its ticket.
+
+        Symbols it keeps stream on without a new SNAPSHOT; new ones start with one.
+        """
+        codes = _codes(symbols)
+        core = self._core
+        try:
+            sub = core.registry.subscription(subscription_id)
+            await self._validate(sub.data_types, codes, sub.units, sub.level)
+            await self._call(lambda reply: Modify(subscription_id, codes, reply))
+        except BaseException:
+            core.metrics.subscriptions_failed += 1
+            raise
+        core.metrics.subscriptions_succeeded += 1
+
+    async def unsubscribe_realtime(self, subscription_id: str) -> None:
+        """End a subscription with the soft strategy (see :meth:`soft_unsubscribe`)."""
+        await self.soft_unsubscribe(subscription_id)
+
+    async def soft_unsubscribe(
+        self, subscription_id: str, current_symbols: Sequence[str] | str | None = None
+    ) -> None:
+        """Release streams without closing the connection.
+
+        The ticket's reduced set is re-sent; a ticket left with nothing is parked with a
+        snapshot-only request for a parking code (its reply is swallowed). With
+        ``current_symbols``, only those symbols of the subscription are released (the rest keep
+        streaming); without, or naming all of them, the subscription ends and its stream
+        finishes. Nothing more reaches the subscriber for what was released, stale frames
+        included.
+        """
+        if current_symbols is not None:
+            release = set(_codes(current_symbols))
+            sub = self._core.registry.subscription(subscription_id)
+            unknown = sorted(release.difference(sub.codes))
+            if unknown:
+                raise InvalidSubscriptionError(
+                    [
+                        f"{subscription_id} does not stream {', '.join(unknown)}; "
+                        f"its symbols are {', '.join(sub.codes)}"
+                    ]
+                )
+            keep = tuple(code for code in sub.codes if code not in release)
+            if keep:
+                await self._call(lambda reply: Modify(subscription_id, keep, reply))
+                return
+        await self._call(lambda reply: Unsubscribe(subscription_id, "soft", reply))
+
+    async def hard_unsubscribe(self, subscription_id: str) -> None:
+        """End a subscription by closing its ticket's connection and reopening it with what
+        remains (the other subscribers see an Interrupted/Gap pair and a fresh SNAPSHOT)."""
+        await self._call(lambda reply: Unsubscribe(subscription_id, "hard", reply))
+
+    # -- efficiency ----------------------------------------------------------------------------
+
+    async def optimize_subscriptions(self) -> OptimizeOutcome:
+        """Repack the streams onto the fewest tickets, keeping each symbol's data types on one
+        ticket (so one request merges them), and close tickets that carry nothing (parked after
+        a soft unsubscribe); returns what moved and closed, and the efficiency change."""
+        before = self._efficiency()
+        answer: tuple[tuple[OptimizeReport, ...], tuple[str, ...]] = await self._call(
+            lambda reply: Optimize(reply)
+        )
+        reports, closed = answer
+        await self._wait_closed(closed)
+        return OptimizeOutcome(reports, closed, before, self._efficiency())
+
+    async def _wait_closed(self, tickets: tuple[str, ...]) -> None:
+        # Closing a ticket is asynchronous (the ticket actor stops, then reports the loss);
+        # wait for it so the caller sees the effect, but never hang on a stuck ticket.
+        with trio.move_on_after(CALL_TIMEOUT):
+            for name in tickets:
+                event = self._core.closing.get(name)
+                if event is not None:
+                    await event.wait()
+
+    def _efficiency(self) -> float:
+        usage = self._core.registry.usage(trio.current_time()).get("realtime")
+        return 1.0 if usage is None else usage.efficiency.ticket
+
+    async def cleanup_inactive(self, *, inactive_after: float | None = None) -> CleanupOutcome:
+        """Release inactive subscriptions and close tickets that carry nothing.
+
+        Inactive: its stream was closed by its reader, or it is active on a connected ticket
+        and received nothing for ``inactive_after`` seconds (default
+        ``EngineConfig.inactive_after``). Private streams are never inactive by silence.
+        """
+        after = self._core.config.inactive_after if inactive_after is None else inactive_after
+        if not after > 0:
+            raise ValueError(f"inactive_after must be > 0 seconds, got {after!r}")
+        outcome: CleanupOutcome = await self._call(lambda reply: Cleanup(after, reply))
+        await self._wait_closed(outcome.tickets)
+        return outcome
+
+    def get_ticket_usage(self) -> dict[str, PoolUsage | SnapshotUsage]:
+        """Per pool. ``realtime`` and ``private``: tickets configured/open/parked/idle/waiting,
+        streams, codes, subscriptions and ticket efficiency (planned and on the wire), as
+        :class:`~engine.subscriptions.PoolUsage`. ``snapshot``: the snapshot pool's
+        :class:`~engine.snapshots.SnapshotUsage` (tickets open, requests in flight, ...)."""
+        usage: dict[str, PoolUsage | SnapshotUsage] = dict(self._stream_pools())
+        usage["snapshot"] = self._core.snapshots.usage()
+        return usage
+
+    def _stream_pools(self) -> dict[str, PoolUsage]:
+        usage = self._core.registry.usage(trio.current_time())
+        return {pool: value for pool, value in usage.items() if pool != "snapshot"}
+
+    def detect_conflicts(self) -> list[Conflict]:
+        """Findings: duplicate or overlapping subscriptions, streams split over tickets,
+        snapshot/realtime mode mixes, streams whose SNAPSHOT never came."""
+        core = self._core
+        return core.registry.detect_conflicts(
+            trio.current_time(), snapshot_timeout=core.config.snapshot_timeout
+        )
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def subscription(self, subscription_id: str) -> Subscription:
+        """The registry's current record of a subscription."""
+        return self._core.registry.subscription(subscription_id)
+
+    def registry(self) -> dict[str, dict[str, object]]:
+        """The brief's shape, keyed by ticket id: mode, data_types, symbols, created_at,
+        last_message, status (active | inactive | error), plus generation and parked."""
+        core = self._core
+        return core.registry.registry_view(
+            trio.current_time(), stall_after=core.config.stall_timeout
+        )
+
+    def metrics(self) -> EngineMetrics:
+        """A frozen statistics snapshot (see :class:`~engine.metrics.EngineMetrics`)."""
+        core = self._core
+        recorder = core.metrics
+        routing = core.router.statistics()
+        states: dict[str, int] = {}
+        for sub in core.registry.subscriptions():
+            states[sub.state.value] = states.get(sub.state.value, 0) + 1
+        subscribers = {
+            sub_id: SubscriberMetrics(
+                subscription_id=sub_id,
+                routed=stats.routed,
+                delivered=stats.buffer.delivered,
+                buffered=stats.buffer.buffered,
+                conflated=stats.buffer.conflated,
+                dropped=stats.buffer.dropped,
+                duplicates_skipped=stats.buffer.duplicates_skipped,
+            )
+            for sub_id, stats in routing.subscribers.items()
+        }
+        return EngineMetrics(
+            at=trio.current_time(),
+            ticket_usage=MappingProxyType(self._stream_pools()),
+            snapshot_usage=core.snapshots.usage(),
+            subscriptions=MappingProxyType(states),
+            subscriptions_succeeded=recorder.subscriptions_succeeded,
+            subscriptions_failed=recorder.subscriptions_failed,
+            subscriptions_broken=recorder.subscriptions_broken,
+            connects=recorder.connects,
+            reconnects=recorder.reconnects,
+            connection_losses=recorder.connection_losses,
+            restarts=recorder.restarts,
+            gaps=recorder.gaps,
+            requests_sent=recorder.requests_sent,
+            parking_requests=recorder.parking_requests,
+            messages_received=MappingProxyType(dict(recorder.received)),
+            unrouted=sum(t.unrouted for t in routing.tickets.values()),
+            snapshot_requests=recorder.snapshot_requests,
+            snapshot_failures=recorder.snapshot_failures,
+            snapshot_latency=recorder.snapshot_latency.summary(),
+            connect_latency=recorder.connect_latency.summary(),
+            resubscribe_latency=recorder.resubscribe_latency.summary(),
+            subscribers=MappingProxyType(subscribers),
+        )
+
+    def debug_tree(self) -> EngineTree:
+        """The supervision tree (states, generations, restarts, mailboxes) with each ticket's
+        registry status and routing counters."""
+        core = self._core
+        routing = core.router.statistics().tickets
+        tickets: Mapping[str, TicketNode] = MappingProxyType(
+            {
+                name: TicketNode(core.registry.ticket_status(name), routing.get(name))
+                for name in core.registry.tickets()
+                if not name.startswith("snapshot-")
+            }
+        )
+        return EngineTree(self._root.tree(), tickets)
+
+
+@asynccontextmanager
+async def open_engine(
+    config: EngineConfig | None = None,
+    /,
+    *,
+    catalog: MarketCatalog | None = None,
+    transport: Transport | None = None,
+    ticket_capacity: int = DEFAULT_CAPACITY,
+    **options: Any,
+) -> AsyncIterator[Engine]:
+    """Run the engine for the duration of the block.
+
+    Options are :class:`~engine.config.EngineConfig` fields as keywords (applied on top of
+    ``config`` if one is given); the defaults point at the real Upbit endpoints. ``catalog``
+    replaces fetching the market list (tests), ``transport`` the WebSocket implementation, and
+    ``ticket_capacity`` is the most distinct codes the planner puts on one realtime ticket
+    before opening the next. Leaving the block ends every stream cleanly and stops every actor
+    in reverse start order.
+    """
+    engine_config = EngineConfig.from_options(config, **options)
+    core = EngineCore(
+        engine_config,
+        transport=transport or TrioWebsocketTransport(),
+        catalog=catalog,
+        ticket_capacity=ticket_capacity,
+    )
+    async with open_supervisor(engine_children(core), **root_options(core)) as root:
+        core.root = root
+        try:
+            yield Engine(core, root)
+        finally:
+            core.closed = True
+            for buffer in core.buffers.values():
+                buffer.close("the engine closed")
+    core.root = None
+    core.registry_ref = None

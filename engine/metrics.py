@@ -1,0 +1,333 @@
+"""Engine metrics: live counters kept by the engine, frozen :class:`EngineMetrics` for readers.
+
+The engine writes a :class:`MetricsRecorder` (plain counters, no locks: everything runs on one
+Trio thread) from the places where things happen: the facade counts subscription outcomes and
+snapshot latency, the registry actor counts connections, restarts, gaps and realtime connect
+latency, the ticket pumps count received messages per type. ``Engine.metrics()`` freezes the
+recorder together with the registry's pool usage and the router's per-subscriber counters into
+one :class:`EngineMetrics`, which :meth:`EngineMetrics.to_prometheus` renders in the Prometheus
+text exposition format (version 0.0.4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import attrs
+
+from engine.snapshots import SnapshotUsage
+from engine.subscriptions import PoolUsage
+
+__all__ = (
+    "EngineMetrics",
+    "LatencySummary",
+    "LatencyTracker",
+    "MetricsRecorder",
+    "SubscriberMetrics",
+)
+
+
+@attrs.frozen
+class LatencySummary:
+    """Count, sum, minimum, maximum and last value of a series of durations (seconds)."""
+
+    count: int = 0
+    total: float = 0.0
+    minimum: float | None = None
+    maximum: float | None = None
+    last: float | None = None
+
+    @property
+    def mean(self) -> float | None:
+        """The average, or ``None`` before the first observation."""
+        return None if self.count == 0 else self.total / self.count
+
+
+class LatencyTracker:
+    """Accumulates durations into a :class:`LatencySummary` (O(1) per observation)."""
+
+    __slots__ = ("_count", "_last", "_max", "_min", "_total")
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._total = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+        self._last: float | None = None
+
+    def observe(self, seconds: float) -> None:
+        """Record one duration; negative values (clock misuse) count as 0."""
+        value = max(0.0, seconds)
+        self._count += 1
+        self._total += value
+        self._min = min(self._min, value)
+        self._max = max(self._max, value)
+        self._last = value
+
+    def summary(self) -> LatencySummary:
+        """The durations seen so far, frozen."""
+        if self._count == 0:
+            return LatencySummary()
+        return LatencySummary(self._count, self._total, self._min, self._max, self._last)
+
+
+class MetricsRecorder:
+    """The engine's mutable counters. Only the engine writes them; read :class:`EngineMetrics`."""
+
+    def __init__(self) -> None:
+        #: Calls of subscribe_realtime / modify that were accepted, and rejected or failed.
+        self.subscriptions_succeeded = 0
+        self.subscriptions_failed = 0
+        #: Subscriptions the engine failed after acceptance (overflowing lossless buffer...).
+        self.subscriptions_broken = 0
+        #: Successful WebSocket connections of realtime/private tickets, and how many of them
+        #: replaced an earlier connection of the same ticket.
+        self.connects = 0
+        self.reconnects = 0
+        #: Ticket connections that ended abnormally (error, stall, server close).
+        self.connection_losses = 0
+        #: Ticket actor restarts done by the ticket supervisor.
+        self.restarts = 0
+        #: Outages during which some subscriber's streams were interrupted.
+        self.gaps = 0
+        #: Requests sent on realtime tickets: full sets, parking requests, text PINGs.
+        self.requests_sent = 0
+        self.parking_requests = 0
+        #: Frames received per message type (``status`` for keepalive ``UP`` frames).
+        self.received: dict[str, int] = {}
+        self.snapshot_latency = LatencyTracker()
+        self.connect_latency = LatencyTracker()
+        self.resubscribe_latency = LatencyTracker()
+        self.snapshot_requests = 0
+        self.snapshot_failures = 0
+
+    def count_received(self, data_type: str, count: int = 1) -> None:
+        """Count ``count`` frames of ``data_type``."""
+        received = self.received
+        received[data_type] = received.get(data_type, 0) + count
+
+
+@attrs.frozen
+class SubscriberMetrics:
+    """What reached one live subscription, and what its buffer had to give up."""
+
+    subscription_id: str
+    #: Messages routed into its buffer, per data type.
+    routed: Mapping[str, int]
+    #: Messages read by its consumer.
+    delivered: int
+    #: Waiting in its buffer.
+    buffered: int
+    #: Replaced by newer values of the same stream (CONFLATE policy).
+    conflated: int
+    #: Discarded (buffer closed or failed).
+    dropped: int
+    #: Trades skipped because it already had them (same ``sequential_id``).
+    duplicates_skipped: int
+
+
+@attrs.frozen
+class EngineMetrics:
+    """A frozen statistics snapshot of the whole engine (``Engine.metrics()``)."""
+
+    #: Trio clock time of the snapshot.
+    at: float
+    #: Per pool (``realtime``, ``private``): tickets, open/parked/idle, efficiency.
+    ticket_usage: Mapping[str, PoolUsage]
+    #: The snapshot pool: tickets open, requests in flight, sent, timeouts.
+    snapshot_usage: SnapshotUsage
+    #: Live subscriptions per state name (``pending``, ``active``...).
+    subscriptions: Mapping[str, int]
+    subscriptions_succeeded: int
+    subscriptions_failed: int
+    subscriptions_broken: int
+    connects: int
+    reconnects: int
+    connection_losses: int
+    restarts: int
+    gaps: int
+    requests_sent: int
+    parking_requests: int
+    #: Frames received per message type.
+    messages_received: Mapping[str, int]
+    #: Realtime frames the router had no subscriber for (parking replies, stale frames...).
+    unrouted: int
+    snapshot_requests: int
+    snapshot_failures: int
+    #: ``request_snapshot`` / batch call to result.
+    snapshot_latency: LatencySummary
+    #: ``subscribe_realtime`` call to the subscription's first message (its SNAPSHOT).
+    connect_latency: LatencySummary
+    #: Connection loss to the first message of the restored connection.
+    resubscribe_latency: LatencySummary
+    #: Per live subscription.
+    subscribers: Mapping[str, SubscriberMetrics]
+
+    @property
+    def ticket_efficiency(self) -> float:
+        """The realtime pool's planned ticket efficiency (see ``engine.planner.Efficiency``)."""
+        usage = self.ticket_usage.get("realtime")
+        return 1.0 if usage is None else usage.efficiency.ticket
+
+    @property
+    def subscription_success_rate(self) -> float:
+        """Accepted / all subscribe and modify calls (1.0 before any)."""
+        calls = self.subscriptions_succeeded + self.subscriptions_failed
+        return 1.0 if calls == 0 else self.subscriptions_succeeded / calls
+
+    def to_prometheus(self, prefix: str = "upbit_engine") -> str:
+        """The metrics in the Prometheus text exposition format."""
+        out = _Exposition(prefix)
+        out.counter(
+            "subscriptions_succeeded_total",
+            "Accepted subscribe/modify calls.",
+            self.subscriptions_succeeded,
+        )
+        out.counter(
+            "subscriptions_failed_total",
+            "Rejected subscribe/modify calls.",
+            self.subscriptions_failed,
+        )
+        out.counter(
+            "subscriptions_broken_total",
+            "Subscriptions failed after acceptance.",
+            self.subscriptions_broken,
+        )
+        out.gauge_family(
+            "subscriptions",
+            "Live subscriptions by state.",
+            [({"state": state}, count) for state, count in sorted(self.subscriptions.items())],
+        )
+        out.counter("connects_total", "WebSocket connections opened by tickets.", self.connects)
+        out.counter("reconnects_total", "Connections replacing an earlier one.", self.reconnects)
+        out.counter(
+            "connection_losses_total", "Connections that ended abnormally.", self.connection_losses
+        )
+        out.counter("ticket_restarts_total", "Ticket actor restarts.", self.restarts)
+        out.counter("gaps_total", "Outages that interrupted subscribers.", self.gaps)
+        out.counter("requests_sent_total", "Requests sent on realtime tickets.", self.requests_sent)
+        out.counter(
+            "parking_requests_total", "Soft-unsubscribe parking requests.", self.parking_requests
+        )
+        out.counter_family(
+            "messages_received_total",
+            "Frames received, by type.",
+            [({"type": kind}, count) for kind, count in sorted(self.messages_received.items())],
+        )
+        out.counter("unrouted_total", "Frames with no subscriber.", self.unrouted)
+        out.counter("snapshot_requests_total", "Snapshot calls.", self.snapshot_requests)
+        out.counter("snapshot_failures_total", "Failed snapshot calls.", self.snapshot_failures)
+        out.gauge_family(
+            "snapshot_tickets_open",
+            "Open snapshot tickets.",
+            [({}, self.snapshot_usage.tickets_open)],
+        )
+        out.counter(
+            "snapshot_wire_requests_total",
+            "Snapshot-only requests sent.",
+            self.snapshot_usage.requests_sent,
+        )
+        for name, summary, text in (
+            ("snapshot_latency_seconds", self.snapshot_latency, "Snapshot call latency."),
+            ("connect_latency_seconds", self.connect_latency, "Subscribe to first message."),
+            (
+                "resubscribe_latency_seconds",
+                self.resubscribe_latency,
+                "Connection loss to first message after replay.",
+            ),
+        ):
+            out.summary(name, text, summary)
+        pools = sorted(self.ticket_usage.items())
+        gauges: list[tuple[str, str, Callable[[PoolUsage], float]]] = [
+            ("tickets_open", "Open tickets per pool.", lambda u: u.open),
+            ("tickets_parked", "Parked tickets per pool.", lambda u: u.parked),
+            ("tickets_waiting", "Tickets waiting for a connection.", lambda u: u.waiting),
+            ("streams", "Distinct streams wanted per pool.", lambda u: u.streams),
+            (
+                "ticket_efficiency",
+                "Planned ticket efficiency per pool.",
+                lambda u: u.efficiency.ticket,
+            ),
+            (
+                "wire_ticket_efficiency",
+                "Ticket efficiency of what was sent, per pool.",
+                lambda u: u.wire_efficiency.ticket,
+            ),
+        ]
+        for metric, text, value_of in gauges:
+            out.gauge_family(metric, text, [({"pool": pool}, value_of(u)) for pool, u in pools])
+        subs = sorted(self.subscribers.items())
+        out.counter_family(
+            "subscriber_conflated_total",
+            "Values conflated per subscription.",
+            [({"subscription": sub}, s.conflated) for sub, s in subs],
+        )
+        out.counter_family(
+            "subscriber_dropped_total",
+            "Items dropped per subscription.",
+            [({"subscription": sub}, s.dropped) for sub, s in subs],
+        )
+        out.gauge_family(
+            "subscriber_buffered",
+            "Items waiting per subscription.",
+            [({"subscription": sub}, s.buffered) for sub, s in subs],
+        )
+        return out.text()
+
+
+def _label_text(labels: Mapping[str, str]) -> str:
+    if not labels:
+        return ""
+    parts = []
+    for key, value in labels.items():
+        escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+        parts.append(f'{key}="{escaped}"')
+    return "{" + ",".join(parts) + "}"
+
+
+def _number(value: float) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+class _Exposition:
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._lines: list[str] = []
+
+    def _family(self, name: str, kind: str, text: str) -> str:
+        full = f"{self._prefix}_{name}"
+        self._lines.append(f"# HELP {full} {text}")
+        self._lines.append(f"# TYPE {full} {kind}")
+        return full
+
+    def counter(self, name: str, text: str, value: float) -> None:
+        self.counter_family(name, text, [({}, value)])
+
+    def counter_family(
+        self, name: str, text: str, samples: list[tuple[dict[str, str], float]]
+    ) -> None:
+        full = self._family(name, "counter", text)
+        self._lines.extend(f"{full}{_label_text(labels)} {_number(v)}" for labels, v in samples)
+
+    def gauge_family(
+        self, name: str, text: str, samples: list[tuple[dict[str, str], float]]
+    ) -> None:
+        full = self._family(name, "gauge", text)
+        self._lines.extend(f"{full}{_label_text(labels)} {_number(v)}" for labels, v in samples)
+
+    def summary(self, name: str, text: str, summary: LatencySummary) -> None:
+        full = self._family(name, "summary", text)
+        self._lines.append(f"{full}_count {summary.count}")
+        self._lines.append(f"{full}_sum {_number(summary.total)}")
+
+    def text(self) -> str:
+        return "\n".join(self._lines) + "\n"

@@ -1,0 +1,594 @@
+"""The registry actor: the single writer of subscription state.
+
+Theory of operation
+-------------------
+Every subscription change goes through this actor's mailbox, one at a time, so the sans-IO
+:class:`~engine.subscriptions.Registry` never sees two writers. For each command it
+
+1. applies it to the registry, which returns the :class:`~engine.subscriptions.TicketChange`
+   of every connected ticket whose complete set changed;
+2. publishes a new :class:`~engine.router.RoutingTable` to the router **before** anything is
+   sent, so a SNAPSHOT a new subscriber asked for finds its wait armed, and an unsubscribed
+   subscriber receives nothing more from that instant;
+3. casts each change to its ticket (the ticket coalesces and rate-limits the sends);
+4. asks its launcher task to start tickets that should carry streams but are not running.
+
+Tickets report back with their connection generation (``TicketConnected`` is a call returning
+the replay; ``TicketSent`` and ``TicketLost`` are casts); the registry ignores stale generations.
+The launcher is a separate task because starting a ticket waits for it to be ready, which needs
+this actor to answer the ticket's ``TicketConnected``.
+
+A once-a-second housekeeping task feeds the registry what the hot path does not report one by
+one: the last frame time per ticket and which subscriptions received messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+import trio
+
+from actors import (
+    ActorContext,
+    ActorError,
+    ActorRef,
+    ChildSpec,
+    DuplicateChildError,
+    NodeState,
+    Reply,
+    Restart,
+)
+from engine.errors import InvalidSubscriptionError, SubscriptionFailedError
+from engine.planner import StreamKey
+from engine.router import Route, RouteId, RoutingTable, SubscriberBuffer
+from engine.subscriptions import (
+    OptimizeReport,
+    Subscription,
+    SubscriptionKind,
+    TicketChange,
+)
+
+if TYPE_CHECKING:
+    from engine.engine_tree import EngineCore
+
+__all__ = (
+    "BufferFailed",
+    "Cleanup",
+    "CleanupOutcome",
+    "ConsumerClosed",
+    "Modify",
+    "Optimize",
+    "RegistryCommand",
+    "SnapshotSeen",
+    "Subscribe",
+    "TicketConnected",
+    "TicketLost",
+    "TicketSent",
+    "Unsubscribe",
+    "registry_actor",
+)
+
+#: Seconds between housekeeping rounds (activity marks, last-frame times).
+HOUSEKEEPING_INTERVAL = 1.0
+
+
+@attrs.frozen
+class Subscribe:
+    """Register a realtime (or private) subscription; answers its record."""
+
+    data_types: tuple[str, ...]
+    codes: tuple[str, ...]
+    units: int | None
+    level: float | None
+    reply: Reply[Subscription]
+
+
+@attrs.frozen
+class Modify:
+    """Replace a subscription's codes; answers its new record."""
+
+    subscription_id: str
+    codes: tuple[str, ...]
+    reply: Reply[Subscription]
+
+
+@attrs.frozen
+class Unsubscribe:
+    """End a subscription (``soft``: re-send or park; ``hard``: close and reopen)."""
+
+    subscription_id: str
+    mode: Literal["soft", "hard"]
+    reply: Reply[Subscription]
+
+
+@attrs.frozen
+class Optimize:
+    """Repack the pools onto the fewest tickets and close tickets carrying nothing; answers
+    the reports and the tickets being closed."""
+
+    reply: Reply[tuple[tuple[OptimizeReport, ...], tuple[str, ...]]]
+
+
+@attrs.frozen
+class CleanupOutcome:
+    """What ``cleanup_inactive`` released."""
+
+    #: Subscriptions unsubscribed for inactivity (consumer gone, or silent too long).
+    subscriptions: tuple[str, ...]
+    #: Connected tickets carrying nothing (parked or idle) that were closed.
+    tickets: tuple[str, ...]
+
+
+@attrs.frozen
+class Cleanup:
+    """Release inactive subscriptions and close tickets that carry nothing."""
+
+    inactive_after: float
+    reply: Reply[CleanupOutcome]
+
+
+@attrs.frozen
+class TicketConnected:
+    """A ticket's connection ``generation`` is up; answers the replay to send first."""
+
+    ticket: str
+    generation: int
+    ref: ActorRef[TicketChange]
+    reply: Reply[list[TicketChange]]
+
+
+@attrs.frozen
+class TicketSent:
+    """A ticket sent exactly ``keys`` (``()``: the parking request)."""
+
+    ticket: str
+    generation: int
+    keys: tuple[StreamKey, ...]
+    snapshot_keys: tuple[StreamKey, ...]
+    at: float
+
+
+@attrs.frozen
+class TicketLost:
+    """A ticket's connection ended (``cause`` None: closed on purpose)."""
+
+    ticket: str
+    generation: int
+    cause: str | None
+    at: float
+
+
+@attrs.frozen
+class SnapshotSeen:
+    """The router delivered a subscriber's awaited SNAPSHOT."""
+
+    ticket: str
+    key: StreamKey
+    subscription_id: str
+    at: float
+
+
+@attrs.frozen
+class BufferFailed:
+    """A subscriber's buffer overflowed under the lossless policy."""
+
+    subscription_id: str
+    cause: str
+
+
+@attrs.frozen
+class ConsumerClosed:
+    """The subscriber closed its stream: the subscription counts as inactive from now on."""
+
+    subscription_id: str
+
+
+@attrs.frozen
+class _MarkActive:
+    subscription_ids: tuple[str, ...]
+    at: float
+
+
+@attrs.frozen
+class _NoteFrames:
+    times: tuple[tuple[str, float], ...]
+
+
+RegistryCommand = (
+    Subscribe
+    | Modify
+    | Unsubscribe
+    | Optimize
+    | Cleanup
+    | TicketConnected
+    | TicketSent
+    | TicketLost
+    | SnapshotSeen
+    | BufferFailed
+    | ConsumerClosed
+    | _MarkActive
+    | _NoteFrames
+)
+
+_Launch = tuple[Literal["start", "stop"], str]
+
+
+def registry_actor(core: EngineCore) -> Any:
+    """The registry actor's start function, bound to ``core``."""
+
+    async def registry(
+        ctx: ActorContext[RegistryCommand],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        launch_send, launch_receive = trio.open_memory_channel[_Launch](math.inf)
+        state = _RegistryState(core, ctx.ref, launch_send)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_launcher, core, launch_receive)
+            nursery.start_soon(_housekeeping, core, ctx.ref)
+            state.recover()
+            core.registry_ref = ctx.ref
+            task_status.started()
+            async for command in ctx.mailbox:
+                state.handle(command)
+            nursery.cancel_scope.cancel()
+
+    return registry
+
+
+class _RegistryState:
+    """The actor's command handlers (synchronous: the registry is sans-IO)."""
+
+    def __init__(
+        self,
+        core: EngineCore,
+        ref: ActorRef[RegistryCommand],
+        launch: trio.MemorySendChannel[_Launch],
+    ) -> None:
+        self.core = core
+        self.ref = ref
+        self.launch = launch
+        self.ticket_refs: dict[str, tuple[int, ActorRef[TicketChange]]] = {}
+        self.delivered: dict[str, int] = {}
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Connections a previous incarnation knew of are gone (their tickets restart with
+        this actor): declare them lost, then start what should run."""
+        core = self.core
+        now = trio.current_time()
+        for name in core.registry.tickets():
+            status = core.registry.ticket_status(name)
+            if status.generation is not None:
+                cause = "the registry restarted"
+                core.registry.ticket_lost(name, status.generation, cause, now=now)
+                core.router.ticket_lost(name, status.generation, cause, at=now)
+        self.publish()
+        self.launch_needed()
+
+    # -- dispatch -----------------------------------------------------------------------------
+
+    def handle(self, command: RegistryCommand) -> None:
+        match command:
+            case Subscribe():
+                self.on_subscribe(command)
+            case Modify(sub_id, codes, reply):
+                self.answer(reply, lambda: self.core.registry.modify(sub_id, codes, now=_now()))
+            case Unsubscribe(sub_id, mode, reply):
+                self.on_unsubscribe(sub_id, mode, reply)
+            case Optimize(reply):
+                reports, changes = self.core.registry.optimize(now=_now())
+                self.apply(changes)
+                reply.send((reports, self.close_empty_tickets()))
+            case Cleanup(inactive_after, reply):
+                self.on_cleanup(inactive_after, reply)
+            case TicketConnected():
+                self.on_connected(command)
+            case TicketSent(ticket, generation, keys, snapshot_keys, at):
+                self.core.registry.ticket_sent(
+                    ticket, generation, keys, snapshot_keys=snapshot_keys, now=at
+                )
+            case TicketLost(ticket, generation, cause, at):
+                self.on_lost(ticket, generation, cause, at)
+            case SnapshotSeen(ticket, key, sub_id, at):
+                self.on_snapshot(ticket, key, sub_id, at)
+            case BufferFailed(sub_id, cause):
+                self.on_buffer_failed(sub_id, cause)
+            case ConsumerClosed(sub_id):
+                with contextlib.suppress(InvalidSubscriptionError):
+                    self.core.registry.consumer_closed(sub_id, now=_now())
+            case _MarkActive(sub_ids, at):
+                for sub_id in sub_ids:
+                    self._mark_active(sub_id, at)
+            case _NoteFrames(times):
+                for ticket, at in times:
+                    self.core.registry.note_message(ticket, now=at)
+
+    def answer(
+        self,
+        reply: Reply[Subscription],
+        operation: Any,
+    ) -> None:
+        try:
+            sub, changes = operation()
+        except InvalidSubscriptionError as exc:
+            reply.fail(exc)
+            return
+        self.apply(changes)
+        reply.send(sub)
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def on_subscribe(self, command: Subscribe) -> None:
+        core = self.core
+        now = _now()
+        try:
+            sub, changes = core.registry.subscribe(
+                command.data_types,
+                command.codes,
+                units=command.units,
+                level=command.level,
+                now=now,
+            )
+        except InvalidSubscriptionError as exc:
+            command.reply.fail(exc)
+            return
+        core.buffers[sub.id] = SubscriberBuffer(
+            sub.id,
+            max_size=core.config.subscriber_buffer,
+            policies=core.config.overflow,
+            on_failed=self._buffer_failed_callback(sub.id),
+        )
+        if sub.kind is not SubscriptionKind.PRIVATE:
+            core.first_message_due[sub.id] = now
+        self.apply(changes)
+        command.reply.send(sub)
+
+    def _buffer_failed_callback(self, sub_id: str) -> Any:
+        ref = self.ref
+
+        def failed(error: SubscriptionFailedError) -> None:
+            try:
+                ref.cast_nowait(BufferFailed(sub_id, error.cause))
+            except Exception:
+                return
+
+        return failed
+
+    def on_unsubscribe(
+        self, sub_id: str, mode: Literal["soft", "hard"], reply: Reply[Subscription]
+    ) -> None:
+        core = self.core
+        try:
+            sub, changes = core.registry.unsubscribe(sub_id, mode=mode, now=_now())
+        except InvalidSubscriptionError as exc:
+            reply.fail(exc)
+            return
+        self.apply(changes)
+        self._close_buffer(sub_id, "unsubscribed")
+        reply.send(sub)
+
+    def on_buffer_failed(self, sub_id: str, cause: str) -> None:
+        core = self.core
+        try:
+            sub = core.registry.subscription(sub_id)
+        except InvalidSubscriptionError:
+            return
+        if not sub.is_live:
+            return
+        core.metrics.subscriptions_broken += 1
+        _, changes = core.registry.fail(sub_id, cause, now=_now())
+        self.apply(changes)
+        # The buffer stays: its consumer reads what is buffered, then the error.
+        core.first_message_due.pop(sub_id, None)
+
+    def on_cleanup(self, inactive_after: float, reply: Reply[CleanupOutcome]) -> None:
+        core = self.core
+        now = _now()
+        released: list[str] = []
+        for sub_id in core.registry.inactive(now, inactive_after):
+            _, changes = core.registry.unsubscribe(sub_id, mode="soft", now=now)
+            self.apply(changes)
+            self._close_buffer(sub_id, "released by cleanup_inactive")
+            released.append(sub_id)
+        reply.send(CleanupOutcome(tuple(released), self.close_empty_tickets()))
+
+    def close_empty_tickets(self) -> tuple[str, ...]:
+        """Stop the connected tickets that carry nothing (parked or idle)."""
+        closing = self.core.registry.closable_tickets()
+        for name in closing:
+            self.core.closing.setdefault(name, trio.Event())
+            self.launch.send_nowait(("stop", name))
+        return closing
+
+    def on_connected(self, command: TicketConnected) -> None:
+        core = self.core
+        now = _now()
+        replay = core.registry.ticket_connected(command.ticket, command.generation, now=now)
+        self.ticket_refs[command.ticket] = (command.generation, command.ref)
+        # The replay asks a SNAPSHOT of every stream: every route on the ticket waits again
+        # (the router re-armed them when the ticket told it of the connection).
+        command.reply.send(replay)
+
+    def on_lost(self, ticket: str, generation: int, cause: str | None, at: float) -> None:
+        core = self.core
+        known = self.ticket_refs.get(ticket)
+        if known is not None and known[0] == generation:
+            del self.ticket_refs[ticket]
+        if core.registry.ticket_lost(ticket, generation, cause, now=at):
+            closed = core.closing.pop(ticket, None)
+            if closed is not None:
+                closed.set()
+            if cause is not None:
+                core.metrics.connection_losses += 1
+            self.launch_needed()
+
+    def on_snapshot(self, ticket: str, key: StreamKey, sub_id: str, at: float) -> None:
+        core = self.core
+        core.registry.note_snapshot(ticket, key, now=at)
+        core.awaiting.discard((ticket, key, sub_id))
+        self._mark_active(sub_id, at)
+        requested = core.first_message_due.pop(sub_id, None)
+        if requested is not None:
+            core.metrics.connect_latency.observe(at - requested)
+
+    def _mark_active(self, sub_id: str, at: float) -> None:
+        try:
+            self.core.registry.mark_active(sub_id, now=max(at, _now()))
+        except InvalidSubscriptionError:
+            return
+
+    # -- effects ------------------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[TicketChange]) -> None:
+        """Publish the new routing table, then hand each change to its ticket, then start
+        whatever should run."""
+        self.publish()
+        for change in changes:
+            known = self.ticket_refs.get(change.ticket)
+            if known is None or known[0] != change.generation:
+                continue  # that connection is gone: its successor replays the latest set
+            try:
+                known[1].cast_nowait(change)
+            except (ActorError, trio.WouldBlock):
+                continue  # the ticket is ending; its replacement replays
+        self.launch_needed()
+
+    def publish(self) -> None:
+        core = self.core
+        registry = core.registry
+        previous = core.published
+        routes: list[Route] = []
+        awaiting: set[RouteId] = set()
+        for kind in (SubscriptionKind.REALTIME, SubscriptionKind.PRIVATE):
+            table = registry.routes(kind)
+            if not table:
+                continue
+            for ticket in registry.tickets(kind):
+                for key in registry.ticket_status(ticket).desired:
+                    for sub_id in table.get(key, ()):
+                        buffer = core.buffers.get(sub_id)
+                        if buffer is None:
+                            continue
+                        route_id: RouteId = (ticket, key, sub_id)
+                        wait = not key.is_private and (
+                            route_id not in previous or route_id in core.awaiting
+                        )
+                        if wait:
+                            awaiting.add(route_id)
+                        routes.append(Route(ticket, key, buffer, snapshot=wait))
+        core.router.publish(RoutingTable(routes))
+        core.awaiting = awaiting
+        core.published = frozenset(route.id for route in routes)
+
+    def launch_needed(self) -> None:
+        for name in self.core.registry.tickets_needing_connection():
+            self.launch.send_nowait(("start", name))
+
+    def _close_buffer(self, sub_id: str, reason: str) -> None:
+        core = self.core
+        buffer = core.buffers.pop(sub_id, None)
+        if buffer is not None:
+            buffer.close(reason)
+        core.first_message_due.pop(sub_id, None)
+        self.delivered.pop(sub_id, None)
+
+
+def _now() -> float:
+    return trio.current_time()
+
+
+async def _launcher(
+    core: EngineCore,
+    requests: trio.MemoryReceiveChannel[_Launch],
+) -> None:
+    """Start and stop ticket children, one at a time, in request order.
+
+    A start that fails (the first connection could not be made) is retried with the configured
+    backoff while the ticket is still needed; restarts after a crash are the tickets
+    supervisor's business.
+    """
+    from engine.ticket import ticket_actor
+
+    config = core.config
+    failures = 0
+    async for action, name in requests:
+        while True:
+            if action == "start" and name not in core.registry.tickets_needing_connection():
+                break
+            try:
+                tickets = core.tickets_supervisor()
+                if action == "stop":
+                    if _child_state(core, name) is not None:
+                        await tickets.terminate_child(name)
+                    break
+                state = _child_state(core, name)
+                if state is NodeState.STOPPED:
+                    await tickets.terminate_child(name)
+                elif state is not None:
+                    break  # running, starting or restarting: the supervisor has it
+                await tickets.start_child(
+                    ChildSpec(
+                        name,
+                        ticket_actor(core, name),
+                        restart=Restart.TRANSIENT,
+                        shutdown=config.shutdown_grace,
+                        start_timeout=config.connect_timeout * 3 + 30.0,
+                        mailbox_size=math.inf,
+                    )
+                )
+                failures = 0
+                break
+            except DuplicateChildError:
+                break
+            except Exception:
+                failures += 1
+                delay = min(
+                    config.backoff_max,
+                    config.backoff_initial * config.backoff_multiplier ** (failures - 1),
+                )
+                await trio.sleep(delay * (1 - config.backoff_jitter * core.rng.random()))
+
+
+def _child_state(core: EngineCore, name: str) -> NodeState | None:
+    tickets = core.tickets_supervisor()
+    for node in tickets.tree().children:
+        if node.name == name:
+            return node.state
+    return None
+
+
+async def _housekeeping(core: EngineCore, ref: ActorRef[RegistryCommand]) -> None:
+    """Once a second: last frame time per ticket, and subscriptions that received messages."""
+    seen_frames: dict[str, float] = {}
+    routed: dict[str, int] = {}
+    while True:
+        await trio.sleep(HOUSEKEEPING_INTERVAL)
+        now = trio.current_time()
+        times = tuple(
+            (name, runtime.last_frame)
+            for name, runtime in core.tickets.items()
+            if runtime.last_frame is not None and seen_frames.get(name) != runtime.last_frame
+        )
+        for name, at in times:
+            seen_frames[name] = at
+        active: list[str] = []
+        current: dict[str, int] = {}
+        for sub_id, stats in core.router.statistics().subscribers.items():
+            total = sum(stats.routed.values())
+            current[sub_id] = total
+            if total != routed.get(sub_id, 0):
+                active.append(sub_id)
+        routed = current
+        try:
+            if times:
+                ref.cast_nowait(_NoteFrames(times))
+            if active:
+                ref.cast_nowait(_MarkActive(tuple(active), now))
+        except ActorError:
+            return

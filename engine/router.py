@@ -1,0 +1,641 @@
+"""The router: fan-out of decoded messages from the tickets to the subscribers' buffers.
+
+Theory of operation
+-------------------
+The hot path is ``ticket pump -> decode once -> Router.route -> SubscriberBuffer.put_nowait``.
+There is no task or actor hop per message: a ticket calls :meth:`Router.route` itself, and
+``route`` never blocks, so one slow subscriber never delays another or the pump.
+
+*What to deliver* comes from the registry as an immutable :class:`RoutingTable`, swapped in whole
+by :meth:`Router.publish`. The router compiles it into one entry per ``(ticket, type, code)``
+(one dict lookup per frame) and keeps the little mutable state the table cannot know:
+
+- **generations**: :meth:`ticket_connected` opens a connection generation, :meth:`ticket_lost`
+  closes it. Frames of any other generation are stale and dropped.
+- **SNAPSHOT waits**. Upbit sends one SNAPSHOT per (type, code) whenever a stream is requested
+  without ``is_only_realtime``, then REALTIME frames. A SNAPSHOT frame goes only to the
+  subscribers *waiting* for one, and satisfies their wait (``on_snapshot`` is told); subscribers
+  already streaming never get a duplicate. A REALTIME frame goes to every subscriber of the
+  stream **except those still waiting**: it is held back (dropped for them and counted), so each
+  subscriber's stream of a (type, code) begins with its SNAPSHOT. Nothing is lost by this: on a
+  fresh request Upbit sends the SNAPSHOT first, and a REALTIME frame that arrives before it
+  predates the request (or is a stale frame of the connection's previous set).
+
+  A wait is *armed* by a table whose route carries ``snapshot=True`` when the previous table did
+  not (an edge, not a level): the registry may keep listing a wait until it has processed the
+  router's report, without re-arming a wait already satisfied. Publish the table *before*
+  sending the request that asks Upbit for that SNAPSHOT. A new connection re-arms every public
+  route on its ticket (its first request, the replay, asks a SNAPSHOT of every stream). Private
+  streams (myOrder, myAsset) have no SNAPSHOT: every frame goes to every subscriber.
+- **outages**: :meth:`ticket_lost` puts an :class:`~engine.events.Interrupted` into every
+  affected subscriber's buffer; the next :meth:`ticket_connected` puts one
+  :class:`~engine.events.Gap` (start and end) there, before anything of the new connection, so
+  the order each subscriber sees is Interrupted, Gap, SNAPSHOT, REALTIME.
+- **trade de-duplication** by ``sequential_id``, per subscriber, across tickets and reconnects,
+  in a bounded window per code (:mod:`engine._route_dedupe`).
+
+Frames with no subscriber (a parked ticket's parking reply, the stale frames Upbit sends after a
+replacement, anything after an unsubscribe) are dropped and counted per ticket. An unsubscribe is
+immediate: once the table without the route is published, no further frame reaches it, including
+frames already decoded but not yet routed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Final, TypeAlias
+
+import attrs
+
+from engine._plan_keys import PRIVATE_TYPES, StreamKey
+from engine._route_buffer import BufferStatistics, StreamItem, SubscriberBuffer
+from engine._route_dedupe import TradeWindow
+from engine._route_table import Route, RouteId, RoutingTable, StreamIndex
+from engine.events import Gap, Interrupted
+from engine.messages import Message, MyAsset
+
+__all__ = (
+    "BufferStatistics",
+    "Route",
+    "RouteId",
+    "Router",
+    "RouterStatistics",
+    "RoutingTable",
+    "SnapshotCallback",
+    "StreamIndex",
+    "StreamItem",
+    "SubscriberBuffer",
+    "SubscriberRouteStatistics",
+    "TicketRouteStatistics",
+)
+
+SnapshotCallback: TypeAlias = Callable[[str, StreamKey, str], None]
+"""``on_snapshot(ticket, key, subscription_id)``: a subscriber's SNAPSHOT wait was satisfied."""
+
+#: Trades remembered per code for de-duplication.
+DEFAULT_DEDUPE_WINDOW: Final = 256
+
+# Stream kinds.
+_STATE: Final = 0  # ticker, candle.*: one route filter-free
+_BOOK: Final = 1  # orderbook: per-route rows/level filter
+_TRADE: Final = 2  # trade: de-duplicated
+_PRIVATE: Final = 3  # myOrder, myAsset: no SNAPSHOT gating
+
+# Dispatch modes of a stream (what route() may do without the general path).
+_SLOW: Final = 0
+_FAST_REALTIME: Final = 1  # REALTIME frames go to every route
+_FAST_ALL: Final = 2  # every frame goes to every route
+_FAST_TRADE: Final = 3  # REALTIME trades with an unseen id go to every route
+
+
+def _kind(data_type: str) -> int:
+    if data_type in PRIVATE_TYPES:
+        return _PRIVATE
+    if data_type == "trade":
+        return _TRADE
+    if data_type == "orderbook":
+        return _BOOK
+    return _STATE
+
+
+class _Target:
+    """One route as the router uses it: mutable wait flag and counters."""
+
+    __slots__ = (
+        "buffer",
+        "delivered",
+        "held_back",
+        "key",
+        "level",
+        "put",
+        "route_id",
+        "rows",
+        "snapshots",
+        "subscriber",
+        "waiting",
+    )
+
+    def __init__(self, route: Route, waiting: bool) -> None:
+        self.route_id = route.id
+        self.key = route.key
+        self.subscriber = route.subscriber
+        self.buffer = route.buffer
+        self.put = route.buffer.put_nowait
+        self.rows = route.rows
+        self.level = route.level
+        self.waiting = waiting
+        # Deliveries on the general path; fast-path ones are the stream's ``broadcasts``.
+        self.delivered = 0
+        self.held_back = 0
+        self.snapshots = 0
+
+
+class _Stream:
+    """Every route reading one ``(ticket, type, code)``."""
+
+    __slots__ = (
+        "broadcasts",
+        "data_type",
+        "frames",
+        "kind",
+        "mode",
+        "puts",
+        "subscribers",
+        "targets",
+        "ticket",
+        "waiting",
+        "window",
+    )
+
+    def __init__(
+        self, index: StreamIndex, targets: tuple[_Target, ...], window: TradeWindow | None
+    ) -> None:
+        self.ticket, self.data_type, _ = index
+        self.kind = _kind(self.data_type)
+        self.targets = targets
+        self.puts = tuple(target.put for target in targets)
+        self.subscribers = tuple(target.subscriber for target in targets)
+        self.window = window
+        self.waiting = sum(1 for target in targets if target.waiting)
+        self.broadcasts = 0  # frames delivered to every route on a fast path
+        self.frames = 0  # frames through the general path
+        self.mode = _SLOW
+        self.refresh()
+
+    def refresh(self) -> None:
+        kind = self.kind
+        if kind == _PRIVATE:
+            self.mode = _FAST_ALL
+        elif self.waiting:
+            self.mode = _SLOW
+        elif kind == _STATE:
+            self.mode = _FAST_REALTIME
+        elif kind == _TRADE:
+            self.mode = _FAST_TRADE
+        else:
+            self.mode = _SLOW
+
+
+@attrs.define
+class _Outage:
+    start: float
+    cause: str
+    #: subscription id -> (its buffer, the codes it had on the ticket)
+    affected: dict[str, tuple[SubscriberBuffer, tuple[str, ...]]]
+
+
+@attrs.define
+class _TicketState:
+    name: str
+    generation: int | None = None
+    last_generation: int | None = None
+    connected_at: float = 0.0
+    outage: _Outage | None = None
+    routed: dict[str, int] = attrs.Factory(dict)
+    unrouted: int = 0
+    stale: int = 0
+    unwanted_snapshots: int = 0
+    held_back: int = 0
+    duplicates: int = 0
+
+
+@attrs.define
+class _SubscriberTotals:
+    routed: dict[str, int] = attrs.Factory(dict)
+    held_back: int = 0
+    snapshots: int = 0
+
+
+@attrs.frozen
+class TicketRouteStatistics:
+    """What the router did with one ticket's frames."""
+
+    ticket: str
+    #: The open connection generation, or ``None`` while the ticket is down.
+    generation: int | None
+    #: Frames of the open generation that found subscribers for their (type, code), per data
+    #: type, whether delivered, held back, skipped as duplicates or an unwanted SNAPSHOT.
+    routed: Mapping[str, int]
+    #: Frames with no subscriber: parking replies, stale frames after a replacement or an
+    #: unsubscribe, orderbooks of no wanted depth or level.
+    unrouted: int
+    #: Frames of a generation other than the open one (or while the ticket was down).
+    stale: int
+    #: SNAPSHOT frames nobody was waiting for (existing subscribers get no duplicate).
+    unwanted_snapshots: int
+    #: REALTIME deliveries withheld from subscribers still waiting for their SNAPSHOT.
+    held_back: int
+    #: Trade deliveries skipped because the subscriber already had that ``sequential_id``.
+    duplicates: int
+    #: When the current outage began, or ``None`` while connected.
+    down_since: float | None
+
+
+@attrs.frozen
+class SubscriberRouteStatistics:
+    """What the router delivered to one subscription (current subscribers only)."""
+
+    subscription_id: str
+    #: Messages put into its buffer, per data type.
+    routed: Mapping[str, int]
+    #: REALTIME frames withheld because its SNAPSHOT had not arrived yet.
+    held_back: int
+    #: SNAPSHOT waits satisfied.
+    snapshots: int
+    #: Streams still waiting for their SNAPSHOT.
+    waiting: int
+    #: The buffer's own counters (conflated, dropped, duplicates skipped, ...).
+    buffer: BufferStatistics
+
+
+@attrs.frozen
+class RouterStatistics:
+    """A frozen view of the router: per ticket and per current subscriber."""
+
+    tickets: Mapping[str, TicketRouteStatistics]
+    subscribers: Mapping[str, SubscriberRouteStatistics]
+    #: Routes in the published table.
+    routes: int
+    #: Routes waiting for a SNAPSHOT.
+    waiting: int
+
+
+def _codes_of(keys: list[StreamKey]) -> tuple[str, ...]:
+    return tuple(sorted({key.code for key in keys if key.code}))
+
+
+class Router:
+    """Routes decoded messages to subscriber buffers (see the module's theory of operation).
+
+    ``on_snapshot(ticket, key, subscription_id)`` is called synchronously, from inside
+    :meth:`route`, each time a subscriber's SNAPSHOT wait is satisfied; it must be cheap and must
+    not raise (casting to the registry's mailbox is the intended use). ``dedupe_window`` is how
+    many trade ids per code are remembered for de-duplication.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_snapshot: SnapshotCallback | None = None,
+        dedupe_window: int = DEFAULT_DEDUPE_WINDOW,
+    ) -> None:
+        TradeWindow(dedupe_window)  # validates
+        self._on_snapshot = on_snapshot
+        self._dedupe_window = dedupe_window
+        self._table = RoutingTable()
+        self._streams: dict[StreamIndex, _Stream] = {}
+        self._by_ticket: dict[str, list[_Stream]] = {}
+        self._waiting: set[RouteId] = set()
+        self._windows: dict[str, TradeWindow] = {}
+        self._tickets: dict[str, _TicketState] = {}
+        self._totals: dict[str, _SubscriberTotals] = {}
+
+    # ------------------------------------------------------------------------------------------
+    # Table
+
+    @property
+    def table(self) -> RoutingTable:
+        """The table in force."""
+        return self._table
+
+    @property
+    def waiting(self) -> frozenset[RouteId]:
+        """Routes waiting for a SNAPSHOT right now."""
+        return frozenset(self._waiting)
+
+    def publish(self, table: RoutingTable) -> None:
+        """Swap in ``table``; from the next :meth:`route` call on, only it counts.
+
+        Waits carry over for routes that stay; a route flagged ``snapshot=True`` that was not
+        flagged in the previous table arms a new wait. A subscriber whose streams leave a ticket
+        that is down receives an open-ended :class:`~engine.events.Gap` (``end=None``) at once
+        (none reaches it if its buffer is already closed).
+        """
+        if not isinstance(table, RoutingTable):
+            raise TypeError(f"publish takes a RoutingTable, not {type(table).__name__}")
+        previous = self._table
+        self._fold()
+        present = {route.id for route in table.routes}
+        waiting = {route_id for route_id in self._waiting if route_id in present}
+        waiting.update(table.awaiting - previous.awaiting)
+        self._waiting = waiting
+        self._table = table
+        windows: dict[str, TradeWindow] = {}
+        streams: dict[StreamIndex, _Stream] = {}
+        by_ticket: dict[str, list[_Stream]] = {}
+        for index, routes in table.streams.items():
+            window = None
+            if index[1] == "trade":
+                code = index[2]
+                window = windows.get(code) or self._windows.get(code)
+                if window is None:
+                    window = TradeWindow(self._dedupe_window)
+                windows[code] = window
+            targets = tuple(_Target(route, route.id in waiting) for route in routes)
+            stream = _Stream(index, targets, window)
+            streams[index] = stream
+            by_ticket.setdefault(index[0], []).append(stream)
+        self._windows = windows
+        self._streams = streams
+        self._by_ticket = by_ticket
+        subscribers = table.buffers
+        self._totals = {sub: totals for sub, totals in self._totals.items() if sub in subscribers}
+        self._settle_outages()
+
+    def _settle_outages(self) -> None:
+        outages = [state for state in self._tickets.values() if state.outage is not None]
+        if not outages:
+            return
+        on_ticket = {(route.ticket, route.subscriber) for route in self._table.routes}
+        for state in outages:
+            outage = state.outage
+            assert outage is not None
+            for sub in [sub for sub in outage.affected if (state.name, sub) not in on_ticket]:
+                # Closed buffers (unsubscribed) drop the event; live ones learn the gap ended
+                # for them here, before any SNAPSHOT their streams' new ticket sends.
+                buffer, codes = outage.affected.pop(sub)
+                buffer.put_event(Gap(state.name, outage.start, None, outage.cause, codes))
+
+    def end_wait(self, route_id: RouteId) -> bool:
+        """Stop waiting for the SNAPSHOT of ``route_id`` (``(ticket, key, subscription id)``):
+        its REALTIME frames flow from now on, and a late SNAPSHOT is not delivered to it.
+
+        For a wait no SNAPSHOT will end, such as one that did not come within the snapshot
+        timeout; otherwise the route would hold back its REALTIME frames for good. Returns
+        whether the route was waiting.
+        """
+        if route_id not in self._waiting:
+            return False
+        ticket, stream_key, _ = route_id
+        stream = self._streams[(ticket, stream_key.data_type, stream_key.code)]
+        for target in stream.targets:
+            if target.route_id == route_id:
+                target.waiting = False
+                stream.waiting -= 1
+        self._waiting.discard(route_id)
+        stream.refresh()
+        return True
+
+    # ------------------------------------------------------------------------------------------
+    # Connections
+
+    def _state(self, ticket: str) -> _TicketState:
+        state = self._tickets.get(ticket)
+        if state is None:
+            state = self._tickets[ticket] = _TicketState(ticket)
+        return state
+
+    def ticket_connected(self, ticket: str, generation: int, *, at: float) -> bool:
+        """Connection ``generation`` of ``ticket`` is up; call it before sending its first
+        request. From now on only frames of this generation are routed from ``ticket``.
+
+        If an outage was open (:meth:`ticket_lost`), it ends at ``at``: every subscriber it
+        affected that still reads from ``ticket`` receives a :class:`~engine.events.Gap`. Every
+        public route on ``ticket`` waits for a SNAPSHOT again, since a new connection's first
+        request asks one for every stream. A generation not above every one seen before is stale:
+        nothing changes and False is returned. A still-open older generation counts as lost,
+        with its connect time as the (conservative) start of the outage.
+        """
+        state = self._state(ticket)
+        if state.last_generation is not None and generation <= state.last_generation:
+            return False
+        if state.generation is not None:
+            self.ticket_lost(
+                ticket,
+                state.generation,
+                f"connection generation {state.generation} was replaced by generation "
+                f"{generation} before its loss was reported",
+                at=state.connected_at,
+            )
+        state.generation = generation
+        state.last_generation = generation
+        state.connected_at = at
+        outage, state.outage = state.outage, None
+        if outage is not None and outage.affected:
+            here = {route.subscriber for route in self._table.routes if route.ticket == ticket}
+            for sub, (buffer, codes) in outage.affected.items():
+                if sub in here:
+                    buffer.put_event(Gap(ticket, outage.start, at, outage.cause, codes))
+        for stream in self._by_ticket.get(ticket, ()):
+            if stream.kind == _PRIVATE:
+                continue
+            for target in stream.targets:
+                if not target.waiting:
+                    target.waiting = True
+                    stream.waiting += 1
+                    self._waiting.add(target.route_id)
+            stream.refresh()
+        return True
+
+    def ticket_lost(self, ticket: str, generation: int, cause: str, *, at: float) -> bool:
+        """Connection ``generation`` of ``ticket`` ended at ``at`` because of ``cause``.
+
+        Its frames are stale from now on, and every subscriber reading from ``ticket`` receives an
+        :class:`~engine.events.Interrupted`. Returns False, changing nothing, if ``generation``
+        is not the open one (a late report from an older connection).
+        """
+        state = self._tickets.get(ticket)
+        if state is None or state.generation is None or state.generation != generation:
+            return False
+        state.generation = None
+        keys: dict[str, list[StreamKey]] = {}
+        buffers: dict[str, SubscriberBuffer] = {}
+        for route in self._table.routes:
+            if route.ticket == ticket:
+                keys.setdefault(route.subscriber, []).append(route.key)
+                buffers[route.subscriber] = route.buffer
+        affected = {sub: (buffers[sub], _codes_of(found)) for sub, found in keys.items()}
+        state.outage = _Outage(start=at, cause=cause, affected=affected)
+        for buffer, codes in affected.values():
+            buffer.put_event(Interrupted(ticket, at, cause, codes))
+        return True
+
+    # ------------------------------------------------------------------------------------------
+    # Hot path
+
+    def route(self, ticket: str, generation: int, msg: Message) -> int:
+        """Deliver ``msg``, received on connection ``generation`` of ``ticket``, to the
+        subscribers that want it; returns how many buffers it was put into. Never blocks."""
+        state = self._tickets.get(ticket)
+        if state is None or state.generation != generation:
+            self._state(ticket).stale += 1
+            return 0
+        data_type = msg.type
+        code = "" if type(msg) is MyAsset else msg.code  # type: ignore[union-attr]
+        stream = self._streams.get((ticket, data_type, code))
+        if stream is None:
+            if data_type == "myOrder" and code:
+                # myOrder subscribers of every market (code "") read each market's frames.
+                every = self._streams.get((ticket, "myOrder", ""))
+                if every is not None:
+                    return self._broadcast(every, msg)
+            state.unrouted += 1
+            return 0
+        mode = stream.mode
+        if mode == _FAST_REALTIME:
+            if msg.stream_type == "REALTIME":
+                for put in stream.puts:
+                    put(msg)
+                stream.broadcasts += 1
+                return len(stream.puts)
+        elif mode == _FAST_TRADE:
+            if msg.stream_type == "REALTIME":
+                sequential_id = msg.sequential_id  # type: ignore[union-attr]
+                window = stream.window
+                assert window is not None
+                if sequential_id not in window.ids:
+                    for put in stream.puts:
+                        put(msg)
+                    stream.broadcasts += 1
+                    window.add(sequential_id, stream.subscribers)
+                    return len(stream.puts)
+        elif mode == _FAST_ALL:
+            delivered = self._broadcast(stream, msg)
+            if data_type == "myOrder" and code:
+                every = self._streams.get((ticket, "myOrder", ""))
+                if every is not None:
+                    delivered += self._broadcast(every, msg)
+            return delivered
+        return self._route_general(state, stream, msg)
+
+    @staticmethod
+    def _broadcast(stream: _Stream, msg: Message) -> int:
+        for put in stream.puts:
+            put(msg)
+        stream.broadcasts += 1
+        return len(stream.puts)
+
+    def _route_general(self, state: _TicketState, stream: _Stream, msg: Message) -> int:
+        """Every case the fast paths leave: SNAPSHOTs, waits, orderbook filters, duplicates."""
+        stream.frames += 1
+        snapshot = msg.stream_type != "REALTIME"
+        kind = stream.kind
+        rows: int | None = None
+        level: float | None = None
+        if kind == _BOOK:
+            rows = len(msg.orderbook_units)  # type: ignore[union-attr]
+            level = msg.level  # type: ignore[union-attr]
+        window = stream.window
+        sequential_id = 0
+        seen: tuple[str, ...] | None = None
+        if window is not None:
+            sequential_id = msg.sequential_id  # type: ignore[union-attr]
+            seen = window.ids.get(sequential_id)
+        matched = False
+        satisfied: list[_Target] = []
+        got: list[str] = []
+        for target in stream.targets:
+            if rows is not None and (target.rows != rows or target.level != level):
+                continue
+            matched = True
+            if snapshot:
+                if not target.waiting:
+                    continue
+                target.waiting = False
+                target.snapshots += 1
+                stream.waiting -= 1
+                self._waiting.discard(target.route_id)
+                satisfied.append(target)
+            elif target.waiting:
+                target.held_back += 1
+                state.held_back += 1
+                continue
+            if seen is not None and target.subscriber in seen:
+                target.buffer.count_duplicate()
+                state.duplicates += 1
+                continue
+            target.put(msg)
+            target.delivered += 1
+            got.append(target.subscriber)
+        if not matched:
+            state.unrouted += 1
+        elif snapshot and not satisfied:
+            state.unwanted_snapshots += 1
+        if window is not None and got:
+            window.add(sequential_id, tuple(got))
+        if satisfied:
+            stream.refresh()
+            callback = self._on_snapshot
+            if callback is not None:
+                for target in satisfied:
+                    callback(stream.ticket, target.key, target.subscriber)
+        return len(got)
+
+    # ------------------------------------------------------------------------------------------
+    # Statistics
+
+    def _fold(self) -> None:
+        """Move the live streams' counters into the totals before the streams are replaced."""
+        for stream in self._streams.values():
+            count = stream.broadcasts + stream.frames
+            if count:
+                routed = self._state(stream.ticket).routed
+                routed[stream.data_type] = routed.get(stream.data_type, 0) + count
+            for target in stream.targets:
+                totals = self._totals.get(target.subscriber)
+                if totals is None:
+                    totals = self._totals[target.subscriber] = _SubscriberTotals()
+                delivered = target.delivered + stream.broadcasts
+                if delivered:
+                    data_type = stream.data_type
+                    totals.routed[data_type] = totals.routed.get(data_type, 0) + delivered
+                totals.held_back += target.held_back
+                totals.snapshots += target.snapshots
+
+    def statistics(self) -> RouterStatistics:
+        """Counters per ticket and per current subscriber, frozen."""
+        ticket_routed = {name: dict(state.routed) for name, state in self._tickets.items()}
+        sub_routed: dict[str, dict[str, int]] = {}
+        sub_held: dict[str, int] = {}
+        sub_snapshots: dict[str, int] = {}
+        sub_waiting: dict[str, int] = {}
+        for sub, totals in self._totals.items():
+            sub_routed[sub] = dict(totals.routed)
+            sub_held[sub] = totals.held_back
+            sub_snapshots[sub] = totals.snapshots
+        for stream in self._streams.values():
+            count = stream.broadcasts + stream.frames
+            if count:
+                routed = ticket_routed.setdefault(stream.ticket, {})
+                routed[stream.data_type] = routed.get(stream.data_type, 0) + count
+            for target in stream.targets:
+                sub = target.subscriber
+                delivered = target.delivered + stream.broadcasts
+                if delivered:
+                    mine = sub_routed.setdefault(sub, {})
+                    mine[stream.data_type] = mine.get(stream.data_type, 0) + delivered
+                sub_held[sub] = sub_held.get(sub, 0) + target.held_back
+                sub_snapshots[sub] = sub_snapshots.get(sub, 0) + target.snapshots
+                sub_waiting[sub] = sub_waiting.get(sub, 0) + target.waiting
+        tickets = {
+            name: TicketRouteStatistics(
+                ticket=name,
+                generation=state.generation,
+                routed=MappingProxyType(ticket_routed.get(name, {})),
+                unrouted=state.unrouted,
+                stale=state.stale,
+                unwanted_snapshots=state.unwanted_snapshots,
+                held_back=state.held_back,
+                duplicates=state.duplicates,
+                down_since=None if state.outage is None else state.outage.start,
+            )
+            for name, state in self._tickets.items()
+        }
+        subscribers = {
+            sub: SubscriberRouteStatistics(
+                subscription_id=sub,
+                routed=MappingProxyType(sub_routed.get(sub, {})),
+                held_back=sub_held.get(sub, 0),
+                snapshots=sub_snapshots.get(sub, 0),
+                waiting=sub_waiting.get(sub, 0),
+                buffer=buffer.statistics(),
+            )
+            for sub, buffer in self._table.buffers.items()
+        }
+        return RouterStatistics(
+            tickets=MappingProxyType(tickets),
+            subscribers=MappingProxyType(subscribers),
+            routes=len(self._table),
+            waiting=len(self._waiting),
+        )

@@ -1,0 +1,87 @@
+"""Test support shipped with the engine: a faithful Upbit emulator with fault injection.
+
+``open_emulator()`` serves Upbit's public and private WebSockets and the quotation REST endpoints
+on 127.0.0.1, fed by a seeded market simulator; the :class:`Emulator` it yields shows what it saw
+and misbehaves on command. ``FaultPlan`` / ``fault_plans()`` make those faults data, so Hypothesis
+can search for the schedule that breaks a client. The pytest fixture ``upbit_emulator`` lives in
+``engine.testing.pytest_plugin``.
+"""
+
+from __future__ import annotations
+
+from engine.testing._auth import make_jwt
+from engine.testing.config import (
+    DEFAULT_ACCESS_KEY,
+    DEFAULT_SECRET_KEY,
+    EmulatorConfig,
+    Limits,
+    Quirks,
+)
+from engine.testing.emulator import Emulator, open_emulator
+from engine.testing.faults import (
+    DropConnections,
+    FaultAction,
+    FaultPlan,
+    FaultStep,
+    InjectError,
+    InjectMalformed,
+    RejectConnects,
+    RestartServer,
+    SetLatency,
+    SetLimits,
+    StallConnection,
+    fault_plans,
+)
+from engine.testing.introspection import (
+    ConnectionInfo,
+    EmulatorEvent,
+    EmulatorStatistics,
+    Refusal,
+    RequestRecord,
+    SubscriptionEntry,
+)
+from engine.testing.marketdata import (
+    Listing,
+    MarketEvent,
+    MarketSimulator,
+    default_catalog,
+    make_my_asset,
+    make_my_order,
+    to_simple,
+)
+
+__all__ = (
+    "DEFAULT_ACCESS_KEY",
+    "DEFAULT_SECRET_KEY",
+    "ConnectionInfo",
+    "DropConnections",
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorEvent",
+    "EmulatorStatistics",
+    "FaultAction",
+    "FaultPlan",
+    "FaultStep",
+    "InjectError",
+    "InjectMalformed",
+    "Limits",
+    "Listing",
+    "MarketEvent",
+    "MarketSimulator",
+    "Quirks",
+    "Refusal",
+    "RejectConnects",
+    "RequestRecord",
+    "RestartServer",
+    "SetLatency",
+    "SetLimits",
+    "StallConnection",
+    "SubscriptionEntry",
+    "default_catalog",
+    "fault_plans",
+    "make_jwt",
+    "make_my_asset",
+    "make_my_order",
+    "open_emulator",
+    "to_simple",
+)

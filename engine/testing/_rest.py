@@ -1,0 +1,118 @@
+"""The quotation REST endpoints the engine needs (sans-IO): routing and response bodies.
+
+- ``GET /v1/market/all[?is_details=true|false]`` (UPBIT-PROTOCOL.md section 9)
+- ``GET /v1/orderbook/instruments?markets=A,B`` (tick size and supported levels, as strings)
+
+Errors use Upbit's REST shape ``{"error": {"name": <status>, "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Protocol
+
+import attrs
+
+__all__ = ("ListingLike", "RestAnswer", "answer_rest", "decimal_text")
+
+
+class ListingLike(Protocol):
+    """What the REST answers need of a catalog entry (``marketdata.Listing`` has it)."""
+
+    @property
+    def market(self) -> str: ...
+    @property
+    def korean_name(self) -> str: ...
+    @property
+    def english_name(self) -> str: ...
+    @property
+    def warning(self) -> bool: ...
+    @property
+    def caution(self) -> Mapping[str, bool]: ...
+    @property
+    def tick_size(self) -> float: ...
+    @property
+    def supported_levels(self) -> tuple[float, ...]: ...
+
+
+@attrs.frozen
+class RestAnswer:
+    status: int
+    body: object
+    #: The rate-limit group for ``Remaining-Req``.
+    group: str = "market"
+
+
+def decimal_text(value: float) -> str:
+    """A number as Upbit writes it in strings: plain notation, no trailing zeros."""
+    text = format(Decimal(repr(float(value))), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _error(status: int, message: str, group: str = "market") -> RestAnswer:
+    return RestAnswer(status, {"error": {"name": status, "message": message}}, group)
+
+
+def _market_all(query: Mapping[str, Sequence[str]], catalog: Sequence[ListingLike]) -> RestAnswer:
+    values = query.get("is_details", ["false"])
+    raw = values[-1].lower() if values else "false"
+    if raw not in ("true", "false"):
+        return _error(400, "Type mismatch error. Check the parameters type!")
+    details = raw == "true"
+    rows: list[dict[str, object]] = []
+    for listing in catalog:
+        row: dict[str, object] = {
+            "market": listing.market,
+            "korean_name": listing.korean_name,
+            "english_name": listing.english_name,
+        }
+        if details:
+            row["market_event"] = {"warning": listing.warning, "caution": dict(listing.caution)}
+        rows.append(row)
+    return RestAnswer(200, rows)
+
+
+def _instruments(
+    query: Mapping[str, Sequence[str]], by_market: Mapping[str, ListingLike]
+) -> RestAnswer:
+    values = query.get("markets")
+    if not values or not values[-1].strip():
+        return _error(
+            400, "markets is required (comma separated, e.g. KRW-BTC,KRW-ETH)", "orderbook"
+        )
+    rows: list[dict[str, object]] = []
+    for raw in values[-1].split(","):
+        listing = by_market.get(raw.strip().upper())  # REST accepts lower case (section 9)
+        if listing is None:
+            continue
+        rows.append(
+            {
+                "market": listing.market,
+                "quote_currency": listing.market.partition("-")[0],
+                "tick_size": decimal_text(listing.tick_size),
+                "supported_levels": [decimal_text(level) for level in listing.supported_levels],
+            }
+        )
+    if not rows:
+        return _error(404, "Code not found", "orderbook")
+    return RestAnswer(200, rows, "orderbook")
+
+
+def answer_rest(
+    method: str,
+    path: str,
+    query: Mapping[str, Sequence[str]],
+    catalog: Sequence[ListingLike],
+    by_market: Mapping[str, ListingLike],
+) -> RestAnswer:
+    """The answer to one REST request."""
+    if path not in ("/v1/market/all", "/v1/orderbook/instruments"):
+        return _error(404, f"{path} is not served by the emulator")
+    if method != "GET":
+        return _error(405, f"{method} is not allowed; use GET")
+    if path == "/v1/market/all":
+        return _market_all(query, catalog)
+    return _instruments(query, by_market)

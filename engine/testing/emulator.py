@@ -1,0 +1,592 @@
+"""The Upbit emulator: ``open_emulator()`` and the :class:`Emulator` it yields.
+
+One port serves ``/websocket/v1``, ``/websocket/v1/private`` and the quotation REST endpoints on
+127.0.0.1. The emulator behaves like Upbit (UPBIT-PROTOCOL.md sections 2 to 10), lets tests look
+inside (connections, subscription sets, requests, refusals, history) and misbehaves on command
+(drops, restarts, stalls, error and malformed frames, latency, refused connects, limits).
+Everything runs on the Trio clock, so ``MockClock(autojump_threshold=0)`` makes minutes of
+protocol time pass instantly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import trio
+
+from engine.testing._auth import AuthResult, make_jwt
+from engine.testing._feed import Feed, MarketSource
+from engine.testing._server import PRIVATE_PATH, PUBLIC_PATH, Server
+from engine.testing._session import MalformedKind, Session
+from engine.testing._transport import ServerStream
+from engine.testing.config import EmulatorConfig
+from engine.testing.faults import (
+    DropConnections,
+    DropHow,
+    FaultAction,
+    FaultPlan,
+    InjectError,
+    InjectMalformed,
+    RejectConnects,
+    RestartServer,
+    SetLatency,
+    SetLimits,
+    StallConnection,
+    Target,
+)
+from engine.testing.introspection import (
+    ConnectionInfo,
+    EmulatorEvent,
+    EmulatorStatistics,
+    EventKind,
+    Refusal,
+    RequestRecord,
+)
+from engine.testing.marketdata import Listing, MarketSimulator, default_catalog, to_simple
+
+__all__ = ("Emulator", "open_emulator")
+
+_HISTORY = 100_000  # events kept; old ones fall off so a long-running emulator stays bounded
+
+
+class Emulator:
+    """A running emulator. Create it with :func:`open_emulator`, not directly."""
+
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        source: MarketSource[Any],
+        catalog: Sequence[Listing],
+        nursery: trio.Nursery,
+    ) -> None:
+        self._config = config
+        self._source = source
+        self._catalog = tuple(catalog)
+        self._nursery = nursery
+        self._feed: Feed[Any] = Feed(
+            source, to_simple, interval=config.feed_interval, on_frames=self._notify
+        )
+        self._server = Server(
+            config,
+            self._catalog,
+            run_session=self._run_session,
+            record=self.record,
+            limits_enforced=lambda: self._limits_enforced,
+        )
+        self._sessions: dict[int, Session] = {}
+        self._next_id = 1
+        self._history: deque[EmulatorEvent] = deque(maxlen=_HISTORY)
+        self._changed = trio.Event()
+        self._waiters = 0
+        self._latency = 0.0
+        self._limits_enforced = config.limits.enforce
+        self._started_at = 0.0
+        self._restart_lock = trio.Lock()
+
+    async def _start(self) -> None:
+        self._started_at = trio.current_time()
+        await self._nursery.start(self._feed.run)
+        await self._server.listen(self._nursery)
+        self.record("server_up", None, f"listening on {self.config.host}:{self.port}")
+
+    # -- what sessions use (the SessionHost protocol) ---------------------------------------------
+
+    @property
+    def config(self) -> EmulatorConfig:
+        """The configuration this emulator runs with."""
+        return self._config
+
+    @property
+    def feed(self) -> Feed[Any]:
+        return self._feed
+
+    @property
+    def latency(self) -> float:
+        """Seconds added to every frame sent (see :meth:`set_latency`)."""
+        return self._latency
+
+    @property
+    def limits_enforced(self) -> bool:
+        """Whether rate limits are enforced right now (see :meth:`set_limits`)."""
+        return self._limits_enforced
+
+    def record(self, kind: EventKind, conn_id: int | None, detail: str) -> None:
+        """Append to the history (also used by the emulator's own parts)."""
+        self._history.append(EmulatorEvent(trio.current_time(), kind, conn_id, detail))
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._waiters:
+            self._changed.set()
+            self._changed = trio.Event()
+
+    async def _run_session(
+        self,
+        path: str,
+        peer: tuple[str, int],
+        stream: ServerStream,
+        auth: AuthResult | None,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        conn_id = self._next_id
+        self._next_id += 1
+        session = Session(self, conn_id, path, peer, stream, auth)
+        self._sessions[conn_id] = session
+        await session.run(headers)
+
+    # -- addresses and credentials --------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return self._config.host
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def _url_host(self) -> str:
+        host = self._config.host
+        if host in ("", "0.0.0.0"):
+            return "127.0.0.1"
+        if host == "::":
+            return "[::1]"
+        return f"[{host}]" if ":" in host else host
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://127.0.0.1:PORT/websocket/v1`` (public quotation data)."""
+        return f"ws://{self._url_host}:{self.port}{PUBLIC_PATH}"
+
+    @property
+    def private_ws_url(self) -> str:
+        """``ws://127.0.0.1:PORT/websocket/v1/private`` (myOrder, myAsset; JWT required)."""
+        return f"ws://{self._url_host}:{self.port}{PRIVATE_PATH}"
+
+    @property
+    def rest_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (``/v1/market/all``, ``/v1/orderbook/instruments``)."""
+        return f"http://{self._url_host}:{self.port}"
+
+    @property
+    def access_key(self) -> str:
+        """The first configured access key."""
+        return next(iter(self._config.access_keys))
+
+    @property
+    def secret_key(self) -> str:
+        """The secret key of :attr:`access_key`."""
+        return self._config.access_keys[self.access_key]
+
+    def make_token(
+        self, access_key: str | None = None, *, algorithm: str = "HS512", nonce: str | None = None
+    ) -> str:
+        """A JWT this emulator accepts (for ``access_key``, default the first configured one)."""
+        key = access_key or self.access_key
+        secret = self._config.access_keys.get(key)
+        if secret is None:
+            raise ValueError(f"{key!r} is not a configured access key; add it to access_keys")
+        return make_jwt(key, secret, algorithm=algorithm, nonce=nonce)
+
+    def auth_headers(
+        self, access_key: str | None = None, *, algorithm: str = "HS512"
+    ) -> list[tuple[bytes, bytes]]:
+        """``[(b"Authorization", b"Bearer <fresh jwt>")]``, ready for trio-websocket."""
+        token = self.make_token(access_key, algorithm=algorithm)
+        return [(b"Authorization", f"Bearer {token}".encode())]
+
+    @property
+    def catalog(self) -> tuple[Listing, ...]:
+        """The listed pairs (what ``/v1/market/all`` serves)."""
+        return self._catalog
+
+    @property
+    def simulator(self) -> MarketSource[Any]:
+        """The market simulator feeding the streams."""
+        return self._source
+
+    # -- introspection --------------------------------------------------------------------------
+
+    def _established(self) -> list[Session]:
+        return [s for s in self._sessions.values() if s.established]
+
+    def _open_sessions(self) -> list[Session]:
+        return [s for s in self._established() if s.closed_at is None]
+
+    def _session(self, conn_id: int) -> Session:
+        session = self._sessions.get(conn_id)
+        if session is None or not session.established:
+            known = sorted(s.conn_id for s in self._established())
+            raise KeyError(f"no connection {conn_id}; known connections: {known}")
+        return session
+
+    def connections(self, *, open_only: bool = False) -> tuple[ConnectionInfo, ...]:
+        """Every WebSocket connection so far (or only the open ones), oldest first."""
+        sessions = self._open_sessions() if open_only else self._established()
+        return tuple(session.info() for session in sessions)
+
+    def connection(self, conn_id: int) -> ConnectionInfo:
+        """One connection's snapshot (``KeyError`` naming the known ids if there is none)."""
+        return self._session(conn_id).info()
+
+    @property
+    def connects_accepted(self) -> int:
+        """WebSocket upgrades accepted."""
+        return self._server.accepted
+
+    @property
+    def connects_refused(self) -> int:
+        """WebSocket upgrades refused with an HTTP status (429, 418, 401). Connects refused by
+        the kernel while the server is down are not seen, so not counted."""
+        return self._server.refused
+
+    def refusals(self) -> tuple[Refusal, ...]:
+        return tuple(self._server.refusals)
+
+    def history(self) -> tuple[EmulatorEvent, ...]:
+        """Connects, refusals, requests, errors, closes, faults and restarts, in order."""
+        return tuple(self._history)
+
+    def requests(self, conn_id: int | None = None) -> tuple[RequestRecord, ...]:
+        """Messages received (from one connection, or all in arrival order)."""
+        if conn_id is not None:
+            return tuple(self._session(conn_id).requests)
+        merged = [record for s in self._established() for record in s.requests]
+        return tuple(sorted(merged, key=lambda record: record.at))
+
+    def statistics(self) -> EmulatorStatistics:
+        stats = self._feed.statistics
+        return EmulatorStatistics(
+            market_time=self._feed.market_time,
+            events=stats.events,
+            realtime_frames=stats.frames,
+            renders=stats.renders,
+            connections_open=len(self._open_sessions()),
+            connects_accepted=self._server.accepted,
+            connects_refused=self._server.refused,
+            listening=self._server.listening,
+        )
+
+    # -- waiting (synchronise on events, never on sleeps) ----------------------------------------
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` is true; it is re-checked after every emulator event and
+        every batch of realtime frames. Wrap in ``trio.fail_after`` to bound the wait."""
+        while not predicate():
+            self._waiters += 1
+            try:
+                await self._changed.wait()
+            finally:
+                self._waiters -= 1
+
+    async def wait_connections(self, count: int = 1) -> tuple[ConnectionInfo, ...]:
+        """Wait until at least ``count`` connections are open; return the open ones."""
+        await self.wait_for(lambda: len(self._open_sessions()) >= count)
+        return self.connections(open_only=True)
+
+    async def wait_requests(
+        self, count: int = 1, *, conn_id: int | None = None, kind: str | None = None
+    ) -> tuple[RequestRecord, ...]:
+        """Wait until ``count`` requests (of ``kind``, on ``conn_id``) were received in total."""
+
+        def matching() -> tuple[RequestRecord, ...]:
+            records = self.requests(conn_id) if conn_id is not None else self.requests()
+            return tuple(r for r in records if kind is None or r.kind == kind)
+
+        await self.wait_for(lambda: len(matching()) >= count)
+        return matching()
+
+    async def wait_closed(self, conn_id: int) -> ConnectionInfo:
+        """Wait until connection ``conn_id`` has closed."""
+        session = self._session(conn_id)
+        await session.finished.wait()
+        return session.info()
+
+    async def wait_refusals(self, count: int = 1) -> tuple[Refusal, ...]:
+        """Wait until ``count`` upgrades were refused in total."""
+        await self.wait_for(lambda: self._server.refused >= count)
+        return self.refusals()
+
+    # -- controls: market and private data ------------------------------------------------------
+
+    def set_rate(self, code: str, per_second: float) -> None:
+        """Trades per second of ``code`` from now on (0 silences the pair)."""
+        self._source.set_rate(code, per_second)
+
+    def _emit(self, message: Mapping[str, object], expected: str, access_key: str | None) -> int:
+        if message.get("type") != expected:
+            raise ValueError(
+                f"expected a {expected} message (build one with make_{expected[2:].lower()}_"
+                f"... in engine.testing), got type {message.get('type')!r}"
+            )
+        key = access_key or self.access_key
+        body = dict(message)
+        delivered = 0
+        for session in self._open_sessions():
+            if session.auth is not None and session.auth.access_key == key and session.wants(body):
+                session.deliver(self._feed.encode(body, session.format))
+                delivered += 1
+        self.record("emit", None, f"{expected} for {key} to {delivered} connection(s)")
+        return delivered
+
+    def emit_my_order(self, message: Mapping[str, object], *, access_key: str | None = None) -> int:
+        """Send a ``myOrder`` event (see ``make_my_order``) to every connection of ``access_key``
+        subscribed to it (codes matching); return how many received it."""
+        return self._emit(message, "myOrder", access_key)
+
+    def emit_my_asset(self, message: Mapping[str, object], *, access_key: str | None = None) -> int:
+        """Send a ``myAsset`` event (see ``make_my_asset``) like :meth:`emit_my_order`."""
+        return self._emit(message, "myAsset", access_key)
+
+    # -- controls: faults -------------------------------------------------------------------------
+
+    async def drop(self, conn_id: int | None = None, *, how: DropHow = "abort") -> None:
+        """Drop one connection (or all): ``abort`` closes TCP without a close frame (1006 at the
+        client), ``reset`` sends a TCP RST, ``close1000``/``close1001`` do a close handshake.
+        Returns when the connections are closed."""
+        sessions = self._open_sessions() if conn_id is None else [self._session(conn_id)]
+        await self._drop(sessions, how)
+
+    async def _drop(self, sessions: Sequence[Session], how: DropHow) -> None:
+        for session in sessions:
+            self.record("fault", session.conn_id, f"drop ({how})")
+        async with trio.open_nursery() as nursery:
+            for session in sessions:
+                nursery.start_soon(self._drop_one, session, how)
+
+    async def _drop_one(self, session: Session, how: DropHow) -> None:
+        if how == "abort":
+            await session.abort("dropped (abort)")
+        elif how == "reset":
+            await session.abort("dropped (reset)", reset=True)
+        elif how == "close1000":
+            await session.close(1000)
+        else:
+            await session.close(1001, "going away")
+        with trio.move_on_after(self._config.close_timeout):
+            await session.finished.wait()
+
+    async def restart(self, *, downtime: float = 1.0, how: DropHow = "abort") -> None:
+        """Stop listening (connects are refused), drop every connection, wait ``downtime``
+        seconds, listen again on the same port. Returns once the server is back."""
+        async with self._restart_lock:  # a restart during a restart waits for the first
+            self.record("server_down", None, f"restart, down for {downtime:g} s")
+            await self._server.stop_listening()
+            await self._drop(self._open_sessions(), how)
+            await trio.sleep(downtime)
+            await self._server.listen(self._nursery)
+            self.record("server_up", None, f"listening on {self.config.host}:{self.port}")
+
+    def stall(self, conn_id: int, *, duration: float | None = None) -> None:
+        """Keep the TCP connection open but send nothing and answer no pings (and process no
+        requests), for ``duration`` seconds or until :meth:`unstall`."""
+        session = self._session(conn_id)
+        session.stall()
+        self.record("fault", conn_id, f"stall for {duration if duration is not None else 'ever'}")
+        if duration is not None:
+            self._nursery.start_soon(self._unstall_later, session, duration)
+
+    async def _unstall_later(self, session: Session, duration: float) -> None:
+        await trio.sleep(duration)
+        if session.closed_at is None and session.stream.stalled:
+            self.unstall(session.conn_id)
+
+    def unstall(self, conn_id: int) -> None:
+        """Resume a stalled connection: what it received is processed, what was queued is sent."""
+        self._session(conn_id).unstall()
+        self.record("fault", conn_id, "unstall")
+
+    def inject_error(
+        self,
+        conn_id: int,
+        name: str = "INVALID_PARAM",
+        message: str | None = None,
+        *,
+        close: bool = True,
+    ) -> None:
+        """Send ``{"error":{"name":..,"message":..}}``; with ``close`` a close 1000 follows after
+        ``error_close_delay``, as after every real error."""
+        self.record("fault", conn_id, f"inject error {name}")
+        self._session(conn_id).send_error(name, message, close=close)
+
+    def inject_malformed(self, conn_id: int, kind: MalformedKind = "truncated_json") -> None:
+        """Send a frame that cannot be decoded: ``truncated_json``, ``invalid_utf8``,
+        ``unexpected_json`` (valid JSON, unknown shape) or ``protocol`` (a reserved opcode)."""
+        self._session(conn_id).send_malformed(kind)
+
+    def set_latency(self, seconds: float, conn_id: int | None = None) -> None:
+        """Delay every frame sent (to one connection, or to all, including future ones)."""
+        if seconds < 0:
+            raise ValueError(f"latency must be >= 0 seconds, got {seconds}")
+        self.record("fault", conn_id, f"latency {seconds:g} s")
+        if conn_id is None:
+            self._latency = seconds
+            for session in self._open_sessions():
+                session.refresh_latency()
+        else:
+            session = self._session(conn_id)
+            session.latency = seconds
+            session.refresh_latency()
+
+    def reject_connects(
+        self, status: Literal[429, 418] = 429, *, count: int = 1, block: float | None = None
+    ) -> None:
+        """Refuse the next ``count`` WebSocket upgrades with HTTP ``status`` (and a Retry-After),
+        or, with ``block``, every upgrade for ``block`` seconds."""
+        if status not in (429, 418):
+            raise ValueError(f"status must be 429 or 418, got {status}")
+        self.record("fault", None, f"reject connects {status} count={count} block={block}")
+        self._server.reject_connects(status, count, block)
+
+    def set_limits(self, enforce: bool) -> None:
+        """Enforce Upbit's rate limits (the default) or relax them."""
+        self.record("fault", None, f"limits {'enforced' if enforce else 'relaxed'}")
+        self._limits_enforced = enforce
+
+    # -- fault plans ----------------------------------------------------------------------------
+
+    def _pick(self, target: Target, rng: random.Random) -> list[Session]:
+        live = [s for s in self._open_sessions() if s.accepting]
+        if not live:
+            return []
+        if target == "all":
+            return live
+        if target == "oldest":
+            return live[:1]
+        if target == "newest":
+            return live[-1:]
+        return [rng.choice(live)]
+
+    def _prepare(self, action: FaultAction, rng: random.Random) -> Callable[[], Awaitable[None]]:
+        # Targets are chosen now, synchronously, so the plan's RNG is consumed in step order.
+        async def nothing() -> None:
+            await trio.lowlevel.checkpoint()
+
+        def now(effect: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+            async def run() -> None:
+                effect()
+                await trio.lowlevel.checkpoint()
+
+            return run
+
+        if isinstance(action, DropConnections):
+            sessions = self._pick(action.target, rng)
+            return lambda: self._drop(sessions, action.how)
+        if isinstance(action, RestartServer):
+            return lambda: self.restart(downtime=action.downtime, how=action.how)
+        if isinstance(action, SetLatency):
+            return now(lambda: self.set_latency(action.seconds))
+        if isinstance(action, RejectConnects):
+            return now(
+                lambda: self.reject_connects(action.status, count=action.count, block=action.block)
+            )
+        if isinstance(action, SetLimits):
+            return now(lambda: self.set_limits(action.enforce))
+        sessions = self._pick(action.target, rng)
+        if not sessions:
+            return nothing
+        ids = [s.conn_id for s in sessions]
+        if isinstance(action, StallConnection):
+            stall = action
+
+            def effect() -> None:
+                for conn_id in ids:
+                    self.stall(conn_id, duration=stall.duration)
+
+        elif isinstance(action, InjectError):
+            error = action
+
+            def effect() -> None:
+                for conn_id in ids:
+                    self.inject_error(conn_id, error.name, error.message, close=error.close)
+
+        else:
+            assert isinstance(action, InjectMalformed)
+            malformed = action
+
+            def effect() -> None:
+                for conn_id in ids:
+                    self.inject_malformed(conn_id, malformed.kind)
+
+        return now(effect)
+
+    async def apply(self, action: FaultAction, *, seed: int = 0) -> None:
+        """Apply one fault action now (``random`` targets drawn with ``seed``)."""
+        await self._prepare(action, random.Random(seed))()
+
+    async def run_plan(self, plan: FaultPlan) -> None:
+        """Apply each step of ``plan`` at its offset from now; return when all are done."""
+        rng = random.Random(plan.seed)
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for step in plan.steps:
+                await trio.sleep_until(start + step.at)
+                nursery.start_soon(self._prepare(step.action, rng))
+
+
+def _default_catalog(config: EmulatorConfig) -> tuple[Listing, ...]:
+    listings = default_catalog(config.seed)
+    if config.markets is None:
+        return listings
+    by_market = {listing.market: listing for listing in listings}
+    unknown = [code for code in config.markets if code not in by_market]
+    if unknown:
+        raise ValueError(
+            f"markets names pairs the default catalog does not list: {unknown}; "
+            "pass catalog=... to serve pairs of your own"
+        )
+    return tuple(by_market[code] for code in dict.fromkeys(config.markets))
+
+
+def _single_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return leaves[0] if len(leaves) == 1 else None
+
+
+@contextlib.asynccontextmanager
+async def open_emulator(
+    config: EmulatorConfig | None = None,
+    *,
+    catalog: Sequence[Listing] | None = None,
+    simulator: MarketSource[Any] | None = None,
+) -> AsyncIterator[Emulator]:
+    """Run an Upbit emulator on a free port of 127.0.0.1 for the duration of the block.
+
+    ``config`` sets every behaviour (defaults: like Upbit, limits enforced). ``catalog`` replaces
+    the default ~860 pairs; ``simulator`` replaces the seeded ``MarketSimulator`` (give it the
+    same catalog). Errors inside the block propagate as themselves, not wrapped in a group.
+    """
+    config = config or EmulatorConfig()
+    if catalog is None:
+        if isinstance(simulator, MarketSimulator):
+            catalog = simulator.catalog
+        else:
+            catalog = _default_catalog(config)
+    source: MarketSource[Any] = simulator or MarketSimulator(
+        catalog, seed=config.seed, rate_scale=config.rate_scale, rates=config.rates
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            emulator = Emulator(config, source, catalog, nursery)
+            await emulator._start()
+            try:
+                yield emulator
+            finally:
+                emulator._server.close()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        leaf = _single_leaf(group)
+        if leaf is None:
+            raise
+        raise leaf from None

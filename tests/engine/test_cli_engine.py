@@ -1,0 +1,64 @@
+"""``upbit-engine watch | snapshot | demo`` against the embedded emulator, as a user runs them."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine._cli_engine import describe
+from engine.cli import main
+from engine.events import Gap, Interrupted
+from engine.messages import Orderbook, OrderbookUnit
+
+
+def test_snapshot_prints_one_line_per_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["snapshot", "ticker", "KRW-BTC", "KRW-ETH", "--emulator"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["KRW-BTC", "KRW-ETH"]
+    assert all("SNAPSHOT" in line for line in lines)
+
+
+def test_watch_starts_with_a_snapshot_and_stops_after_count(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["watch", "trade", "KRW-BTC", "--emulator", "--count", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4
+    assert "SNAPSHOT" in lines[0]
+    assert all("REALTIME" in line for line in lines[1:])
+    ids = [line.rsplit("#", 1)[1] for line in lines]
+    assert len(set(ids)) == 4
+
+
+def test_bad_input_is_rejected_with_what_to_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["snapshot", "ticker", "krw-btc", "--emulator"]) == 2
+    assert "use 'KRW-BTC', not 'krw-btc'" in capsys.readouterr().err
+    assert main(["watch", "orderbook", "KRW-BTC", "--units", "7", "--emulator"]) == 2
+    assert "1, 5, 15" in capsys.readouterr().err
+    assert main(["demo", "--duration", "0"]) == 2
+
+
+def test_demo_command_ends_by_itself_with_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--duration", "2", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "supervisor tree:" in out
+    assert out.rstrip().splitlines()[-1].startswith("summary:")
+
+
+def test_describe_engine_events_and_books() -> None:
+    book = Orderbook(
+        type="orderbook",
+        code="KRW-BTC",
+        total_ask_size=1.0,
+        total_bid_size=2.0,
+        orderbook_units=(
+            OrderbookUnit(ask_price=101.5, bid_price=100.0, ask_size=1.0, bid_size=2.0),
+        ),
+        timestamp=1,
+        level=0,
+        stream_type="REALTIME",
+    )
+    assert describe(book) == "KRW-BTC    orderbook REALTIME 100 / 101.5 (1 units, level 0)"
+    gap = Gap(ticket="realtime-0", start=1.0, end=1.25, cause="dropped", codes=("KRW-BTC",))
+    assert describe(gap) == "-- gap (0.250 s) on ticket realtime-0: dropped"
+    cut = Interrupted(ticket="realtime-0", start=1.0, cause="dropped", codes=("KRW-BTC",))
+    assert describe(cut) == "-- interrupted: dropped (ticket realtime-0)"
