@@ -39,6 +39,9 @@ M_contra = TypeVar("M_contra", contravariant=True)
 R = TypeVar("R")
 
 _WAITING, _ANSWERED, _ABANDONED = 0, 1, 2
+# The runtime answered for an actor that died. The request may still be answered later by an
+# actor it was forwarded to; that late answer is dropped, not an error.
+_EXPIRED = 3
 
 
 @attrs.frozen
@@ -102,7 +105,7 @@ class Reply(Generic[R], metaclass=NoPublicConstructor):
     @property
     def answered(self) -> bool:
         """True once :meth:`send` or :meth:`fail` was called (or the actor died first)."""
-        return self._state == _ANSWERED
+        return self._state in (_ANSWERED, _EXPIRED)
 
     @property
     def abandoned(self) -> bool:
@@ -110,6 +113,8 @@ class Reply(Generic[R], metaclass=NoPublicConstructor):
         return self._state == _ABANDONED
 
     def _answer(self, value: R | None, error: BaseException | None) -> None:
+        if self._state == _EXPIRED:
+            return
         if self._state == _ANSWERED:
             raise ReplyAlreadySentError("this request was already answered; answer each once")
         if self._state == _ABANDONED:
@@ -120,6 +125,12 @@ class Reply(Generic[R], metaclass=NoPublicConstructor):
         self._error = error
         self._pending.discard(self)
         self._event.set()
+
+    def _expire(self, error: BaseException) -> None:
+        """Fail the caller because the actor that held the request died."""
+        if self._state == _WAITING:
+            self._answer(None, error)
+            self._state = _EXPIRED
 
     def _abandon(self) -> None:
         if self._state == _WAITING:
@@ -215,7 +226,7 @@ class Mailbox(Generic[M], metaclass=NoPublicConstructor):
         pending = list(self._pending)
         self._pending.clear()
         for reply in pending:
-            reply._answer(None, self._dead_error())
+            reply._expire(self._dead_error())
 
 
 @final

@@ -222,18 +222,6 @@ def _seed(_instance: object, attribute: attrs.Attribute[Any], value: object) -> 
         _fail(attribute, "an int or None", value)
 
 
-def _port(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535
-    ):
-        _fail(attribute, "a port in 0..65535 (0 picks a free one) or None for no socket", value)
-
-
-def _host(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value:
-        _fail(attribute, "a host name or address such as '127.0.0.1'", value)
-
-
 def _mask(secret: str | None) -> str:
     return "None" if secret is None else "'***'"
 
@@ -326,8 +314,6 @@ class EngineConfig:
     restart_window: float = attrs.field(default=60.0, validator=_seconds())
     #: Seconds each actor is given to stop cleanly at shutdown before it is cancelled.
     shutdown_grace: float = attrs.field(default=5.0, validator=_seconds(zero_ok=True))
-    #: Capacity of each actor's mailbox.
-    mailbox_size: int = attrs.field(default=256, validator=_count())
 
     # Snapshots -------------------------------------------------------------------------------
     #: Seconds a snapshot request waits for one SNAPSHOT per requested (type, code).
@@ -357,15 +343,9 @@ class EngineConfig:
     #: realtime subscription.
     inactive_after: float = attrs.field(default=300.0, validator=_seconds())
 
-    # Transport and debugging -----------------------------------------------------------------
+    # Transport ---------------------------------------------------------------------------------
     #: WebSocket implementation used by tickets.
     transport: str = attrs.field(default="trio-websocket", validator=_choice(KNOWN_TRANSPORTS))
-    #: Record supervisor events for ``debug_tree()`` and the debug stream.
-    debug: bool = attrs.field(default=False, validator=_bool)
-    #: Interface of the optional local debug socket (keep it on loopback).
-    debug_host: str = attrs.field(default="127.0.0.1", validator=_host)
-    #: Port of the debug socket; ``None`` opens none, ``0`` picks a free port.
-    debug_port: int | None = attrs.field(default=None, validator=_port)
 
     def __attrs_post_init__(self) -> None:
         problems: list[str] = []

@@ -6,7 +6,8 @@ wrong *and* what to change, because most of them are raised before anything is s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 
 __all__ = (
     "CatalogUnavailableError",
@@ -16,6 +17,7 @@ __all__ = (
     "NoParkingCodeError",
     "ProtocolError",
     "RateLimitedError",
+    "SERVER_ERROR_HINTS",
     "ServerError",
     "SnapshotTimeoutError",
     "SubscriptionFailedError",
@@ -61,13 +63,38 @@ class ProtocolError(UpbitEngineError):
     """A frame from the server could not be decoded (not JSON, wrong shape, missing fields)."""
 
 
+#: What each of Upbit's error names means for the caller (UPBIT-PROTOCOL.md section 5.2).
+SERVER_ERROR_HINTS: Mapping[str, str] = MappingProxyType(
+    {
+        "WRONG_FORMAT": "the request is not a JSON array of objects, or myAsset came with codes",
+        "NO_TICKET": 'the request has no ticket object; put {"ticket": ...} first',
+        "NO_TYPE": 'a data object has no "type"',
+        "NO_CODES": 'a public data type was requested without "codes"',
+        "INVALID_PARAM": "a data type or option Upbit does not support; check the type and options",
+        "INVALID_AUTH": (
+            "the JWT is missing or invalid: check the access and secret keys, that the key allows "
+            "this IP, and that private types go to the private endpoint"
+        ),
+        "Too Many Requests": "over 5 messages/s or 100/min on one connection; send less often",
+        "I'm a teapot": "blocked after repeated rate-limit violations; wait before sending again",
+    }
+)
+
+
 class ServerError(UpbitEngineError):
-    """Upbit answered with an error frame ``{"error": {"name": ..., "message": ...}}``."""
+    """Upbit answered with an error frame ``{"error": {"name": ..., "message": ...}}``.
+
+    Upbit closes the connection after it. ``hint`` says what the name means for the caller.
+    """
 
     def __init__(self, name: str, message: str) -> None:
         self.name = name
         self.server_message = message
-        super().__init__(f"Upbit error {name}: {message}")
+        self.hint = SERVER_ERROR_HINTS.get(name, "")
+        text = f"Upbit error {name}: {message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        super().__init__(text)
 
 
 class RateLimitedError(UpbitEngineError):
@@ -82,6 +109,10 @@ class RateLimitedError(UpbitEngineError):
             text += f"; retry after {retry_after:g} s"
         if detail:
             text += f": {detail}"
+        if status == 418:
+            text += " (repeated limit violations: wait for the block to end before reconnecting)"
+        else:
+            text += " (Upbit allows 5 connects/s per IP: wait, then connect less often)"
         super().__init__(text)
 
 

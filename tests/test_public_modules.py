@@ -39,7 +39,7 @@ def _defined_here(module: ModuleType) -> set[str]:
 def test_module_has_explicit_all(module_name: str) -> None:
     module = importlib.import_module(module_name)
     exported = getattr(module, "__all__", None)
-    assert isinstance(exported, tuple | list), f"{module_name} has no explicit __all__"
+    assert isinstance(exported, tuple), f"{module_name} has no explicit tuple __all__"
     missing = [name for name in exported if not hasattr(module, name)]
     assert not missing, f"{module_name}.__all__ names what it does not define: {missing}"
     undeclared = sorted(_defined_here(module) - set(exported))

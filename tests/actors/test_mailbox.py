@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import attrs
 import pytest
@@ -20,6 +21,7 @@ from actors import (
     Mailbox,
     Reply,
     ReplyAlreadySentError,
+    Restart,
     Supervisor,
     open_supervisor,
 )
@@ -263,3 +265,47 @@ def test_handles_have_no_public_constructor() -> None:
     for cls in (ActorRef, Reply, Mailbox):
         with pytest.raises(TypeError, match="no public constructor"):
             cls()  # type: ignore[call-arg]
+
+
+@attrs.frozen
+class _Ask:
+    reply: Reply[int]
+
+
+async def test_a_forwarded_request_can_be_answered_after_the_forwarder_died(
+    autojump_clock: object,
+) -> None:
+    outcomes: list[str] = []
+    answered = trio.Event()
+
+    async def responder(
+        ctx: ActorContext[_Ask], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        async for message in ctx.mailbox:
+            await trio.sleep(1)
+            message.reply.send(42)  # the caller is gone: dropped, and no error for us
+            outcomes.append("responder answered")
+            answered.set()
+
+    async def forwarder(
+        ctx: ActorContext[_Ask], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        async for message in ctx.mailbox:
+            await supervisors[0].ref("responder").cast(message)
+            raise RuntimeError("dies after forwarding")
+
+    supervisors: list[Supervisor] = []
+    specs: list[ChildSpec[Any]] = [
+        ChildSpec("responder", responder),
+        ChildSpec("forwarder", forwarder, restart=Restart.TEMPORARY),
+    ]
+    async with open_supervisor(specs) as supervisor:
+        supervisors.append(supervisor)
+        with pytest.raises(ActorDeadError):
+            await supervisor.ref("forwarder").call(_Ask, timeout=10)
+        with trio.fail_after(60):
+            await answered.wait()
+        assert supervisor.tree().children[0].generation == 0  # the responder never crashed
+    assert outcomes == ["responder answered"]

@@ -125,7 +125,6 @@ BAD_VALUES: list[tuple[str, Any]] = [
     ("max_restarts", -1),
     ("restart_window", 0),
     ("shutdown_grace", -1),
-    ("mailbox_size", 0),
     ("snapshot_timeout", 0),
     ("snapshot_linger", -1),
     ("validate_codes", "yes"),
@@ -136,10 +135,6 @@ BAD_VALUES: list[tuple[str, Any]] = [
     ("subscriber_buffer", 0),
     ("inactive_after", 0),
     ("transport", "websockets"),
-    ("debug", "on"),
-    ("debug_host", ""),
-    ("debug_port", 70000),
-    ("debug_port", True),
 ]
 
 

@@ -27,7 +27,7 @@ def test_every_error_is_an_upbit_engine_error_and_exported_from_the_package() ->
         for name, value in vars(errors).items()
         if inspect.isclass(value) and issubclass(value, BaseException) and not name.startswith("_")
     ]
-    assert {cls.__name__ for cls in classes} == set(errors.__all__)
+    assert {cls.__name__ for cls in classes} == set(errors.__all__) - {"SERVER_ERROR_HINTS"}
     for cls in classes:
         assert issubclass(cls, UpbitEngineError)
         assert getattr(engine, cls.__name__) is cls
@@ -59,22 +59,36 @@ def test_unknown_market_error() -> None:
 def test_server_error() -> None:
     error = ServerError("INVALID_PARAM", "잘못된 요청입니다.")
     assert (error.name, error.server_message) == ("INVALID_PARAM", "잘못된 요청입니다.")
-    assert str(error) == "Upbit error INVALID_PARAM: 잘못된 요청입니다."
+    assert str(error).startswith("Upbit error INVALID_PARAM: 잘못된 요청입니다. (")
+    assert "check the type and options" in str(error)
+    unknown = ServerError("SOMETHING_NEW", "x")
+    assert (unknown.hint, str(unknown)) == ("", "Upbit error SOMETHING_NEW: x")
+
+
+def test_every_documented_error_name_has_a_hint() -> None:
+    names = {"WRONG_FORMAT", "NO_TICKET", "NO_TYPE", "NO_CODES", "INVALID_PARAM", "INVALID_AUTH"}
+    names |= {"Too Many Requests", "I'm a teapot"}
+    assert all(ServerError(name, "").hint for name in names)
 
 
 @pytest.mark.parametrize(
     ("status", "retry_after", "detail", "expected"),
     [
-        (429, None, "", "Upbit rate limited (429)"),
-        (429, 1.5, "", "Upbit rate limited (429); retry after 1.5 s"),
-        (418, 60.0, "blocked for 60 s", "Upbit blocked (418); retry after 60 s: blocked for 60 s"),
+        (429, None, "", "Upbit rate limited (429) (Upbit allows 5 connects/s per IP"),
+        (429, 1.5, "", "Upbit rate limited (429); retry after 1.5 s (Upbit allows"),
+        (
+            418,
+            60.0,
+            "blocked for 60 s",
+            "Upbit blocked (418); retry after 60 s: blocked for 60 s (",
+        ),
     ],
 )
 def test_rate_limited_error(
     status: int, retry_after: float | None, detail: str, expected: str
 ) -> None:
     error = RateLimitedError(status, retry_after=retry_after, detail=detail)
-    assert str(error) == expected
+    assert str(error).startswith(expected)
     assert error.status == status
     assert error.retry_after == retry_after
 
