@@ -28,6 +28,7 @@ import itertools
 import math
 import random
 import uuid
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -119,13 +120,16 @@ class EngineCore:
                 with_instruments=config.catalog_instruments,
             )
         self.connect_limiter: SlidingWindowLimiter = connect_limiter(config.connects_per_second)
+        # One 429/418 state per engine, like the connect limiter: Upbit blocks the IP, so a
+        # block seen by any ticket (snapshot tickets included) holds every other one back.
+        self.rate_backoff = RateLimitBackoff()
         self.snapshots = SnapshotService(
             config,
             transport=transport,
             connect_limiter=self.connect_limiter,
+            rate_backoff=self.rate_backoff,
             rng=random.Random(self.rng.getrandbits(64)),
         )
-        self.rate_backoff = RateLimitBackoff()
         self.instance = uuid.UUID(int=self.rng.getrandbits(128)).hex[:12]
         self.registry_ref: ActorRef[RegistryCommand] | None = None
         self.root: Supervisor | None = None
@@ -164,7 +168,11 @@ class EngineCore:
         assert config.access_key is not None
         assert config.secret_key is not None
         payload = {"access_key": config.access_key, "nonce": str(uuid.uuid4())}
-        token = jwt.encode(payload, config.secret_key, algorithm=config.jwt_algorithm)
+        with warnings.catch_warnings():
+            # Upbit issues the secret keys (40 characters): shorter than PyJWT's advice for
+            # HS512, and nothing the user can change, so the advice is noise on every connect.
+            warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+            token = jwt.encode(payload, config.secret_key, algorithm=config.jwt_algorithm)
         return [("Authorization", f"Bearer {token}")]
 
     def tickets_supervisor(self) -> Supervisor:

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from engine.engine_tree import EngineCore
 
 __all__ = (
+    "AuthFailed",
     "BufferFailed",
     "Cleanup",
     "CleanupOutcome",
@@ -74,6 +75,10 @@ __all__ = (
 
 #: Seconds between housekeeping rounds (activity marks, last-frame times).
 HOUSEKEEPING_INTERVAL = 1.0
+#: Extra start time a ticket gets for an HTTP 418/429 block in force: a blocked ticket is
+#: waiting as told, not stuck, and timing its start out would only relaunch it into the same
+#: wait. Upbit's blocks grow to about 10 minutes.
+_BLOCK_ALLOWANCE = 600.0
 
 
 @attrs.frozen
@@ -163,6 +168,15 @@ class TicketLost:
 
 
 @attrs.frozen
+class AuthFailed:
+    """Upbit refused a private ticket's API keys: its subscriptions fail with ``cause``
+    (reconnecting would only be refused again)."""
+
+    ticket: str
+    cause: str
+
+
+@attrs.frozen
 class SnapshotSeen:
     """The router delivered a subscriber's awaited SNAPSHOT."""
 
@@ -207,6 +221,7 @@ RegistryCommand = (
     | TicketConnected
     | TicketSent
     | TicketLost
+    | AuthFailed
     | SnapshotSeen
     | BufferFailed
     | ConsumerClosed
@@ -295,6 +310,8 @@ class _RegistryState:
                 )
             case TicketLost(ticket, generation, cause, at):
                 self.on_lost(ticket, generation, cause, at)
+            case AuthFailed(ticket, cause):
+                self.on_auth_failed(ticket, cause)
             case SnapshotSeen(ticket, key, sub_id, at):
                 self.on_snapshot(ticket, key, sub_id, at)
             case BufferFailed(sub_id, cause):
@@ -410,7 +427,10 @@ class _RegistryState:
         core = self.core
         now = _now()
         replay = core.registry.ticket_connected(command.ticket, command.generation, now=now)
-        self.ticket_refs[command.ticket] = (command.generation, command.ref)
+        # Only the generation the registry accepted owns the ticket's ref: a late report from an
+        # older connection must not divert the live connection's changes to a dead mailbox.
+        if core.registry.ticket_status(command.ticket).generation == command.generation:
+            self.ticket_refs[command.ticket] = (command.generation, command.ref)
         # The replay asks a SNAPSHOT of every stream: every route on the ticket waits again
         # (the router re-armed them when the ticket told it of the connection).
         command.reply.send(replay)
@@ -427,6 +447,23 @@ class _RegistryState:
             if cause is not None:
                 core.metrics.connection_losses += 1
             self.launch_needed()
+
+    def on_auth_failed(self, ticket: str, cause: str) -> None:
+        """Fail every live subscription placed on ``ticket``; its consumers read what is
+        buffered, then ``SubscriptionFailedError(cause)``. The ticket is left carrying nothing,
+        so its loss relaunches nothing."""
+        core = self.core
+        now = _now()
+        for sub in core.registry.subscriptions():
+            if ticket not in sub.tickets:
+                continue
+            core.metrics.subscriptions_broken += 1
+            _, changes = core.registry.fail(sub.id, cause, now=now)
+            self.apply(changes)
+            buffer = core.buffers.get(sub.id)
+            if buffer is not None:
+                buffer.fail(cause)
+            core.first_message_due.pop(sub.id, None)
 
     def on_snapshot(self, ticket: str, key: StreamKey, sub_id: str, at: float) -> None:
         core = self.core
@@ -538,7 +575,7 @@ async def _launcher(
                         ticket_actor(core, name),
                         restart=Restart.TRANSIENT,
                         shutdown=config.shutdown_grace,
-                        start_timeout=config.connect_timeout * 3 + 30.0,
+                        start_timeout=config.connect_timeout * 3 + 30.0 + _BLOCK_ALLOWANCE,
                         mailbox_size=math.inf,
                     )
                 )

@@ -27,6 +27,11 @@ restart). For each connection, with a fresh engine-wide generation number ``g``:
 Any failure raises out of the actor, and the tickets supervisor restarts it with backoff. On the
 way out the ticket tells the router (subscribers get ``Interrupted`` at once) and the registry
 (its subscriptions go back to PENDING until the next replay).
+
+One failure is not retried: a private ticket whose keys Upbit refuses (an ``INVALID_AUTH`` error
+frame, or HTTP 401 on the upgrade) would be refused again on every reconnect. It tells the
+registry (``AuthFailed``: the private subscriptions fail with a cause naming the keys) before it
+reports the loss, so nothing relaunches it, and ends normally.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import trio
 
 from actors import ActorContext, ActorError
+from engine._groups import leaf_exceptions
 from engine.errors import (
     ConnectionFailedError,
     NoParkingCodeError,
@@ -49,9 +55,9 @@ from engine.messages import Candle, ErrorReply, MyAsset, MyOrder, Orderbook, Sta
 from engine.planner import StreamKey, build_ticket_request, fresh_keys, parking_request
 from engine.protocol import PING_TEXT, build_request, decode_frame
 from engine.ratelimit import SlidingWindowLimiter, message_limiter
-from engine.registry_actor import TicketConnected, TicketLost, TicketSent
+from engine.registry_actor import AuthFailed, TicketConnected, TicketLost, TicketSent
 from engine.subscriptions import TicketChange, coalesce_changes
-from engine.transport import Connection
+from engine.transport import Connection, HandshakeRejectedError
 
 if TYPE_CHECKING:
     from engine.engine_tree import EngineCore
@@ -64,6 +70,8 @@ TicketOutcome = Literal["reset", "close"]
 _MESSAGE_TYPES = frozenset({Ticker, Trade, Orderbook, Candle, MyOrder, MyAsset})
 #: Seconds a ticket waits for the registry's answer to ``TicketConnected``.
 _REGISTRY_TIMEOUT = 10.0
+#: Upbit's answer to a refused JWT (an error frame after the first request).
+_AUTH_ERROR = "INVALID_AUTH"
 
 
 def ticket_actor(core: EngineCore, name: str) -> Any:
@@ -89,6 +97,7 @@ class _Ticket:
         self.request_ticket = f"upbit-engine-{core.instance}-{name}"
         self.streaming: frozenset[StreamKey] = frozenset()
         self.sent_codes: tuple[str, ...] = ()
+        self.auth_reported = False
 
     async def run(self, task_status: trio.TaskStatus[None]) -> None:
         while True:
@@ -116,6 +125,7 @@ class _Ticket:
         core = self.core
         while True:
             await self._wait_connect_slot()
+            self.auth_reported = False
             try:
                 async with core.transport.connect(
                     core.url_for(self.name),
@@ -128,6 +138,38 @@ class _Ticket:
                 core.rate_backoff.on_rejected(
                     exc.status, trio.current_time(), retry_after=exc.retry_after
                 )
+            except BaseException as exc:
+                if self._auth_failure(exc) is None:
+                    raise
+                if not self.auth_reported:  # refused at the upgrade (HTTP 401)
+                    self._report_auth_failure(exc)
+                return "close"  # normal exit: the transient ticket is not restarted
+
+    def _auth_failure(self, exc: BaseException) -> str | None:
+        """The cause to report if ``exc`` means Upbit refused this private ticket's keys."""
+        if not self.name.startswith("private-"):
+            return None
+        leaves = leaf_exceptions(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+        for leaf in leaves:
+            refused = (isinstance(leaf, ServerError) and leaf.name == _AUTH_ERROR) or (
+                isinstance(leaf, HandshakeRejectedError) and leaf.status == 401
+            )
+            if refused:
+                return (
+                    f"Upbit refused the API keys ({_describe(leaf)}): check access_key and "
+                    "secret_key (and the key's WebSocket permission), then subscribe again"
+                )
+        return None
+
+    def _report_auth_failure(self, exc: BaseException) -> bool:
+        cause = self._auth_failure(exc)
+        if cause is None:
+            return False
+        ref = self.core.registry_ref
+        if ref is not None:
+            with contextlib.suppress(ActorError, trio.WouldBlock):
+                ref.cast_nowait(AuthFailed(self.name, cause))
+        return True
 
     async def _serve(self, conn: Connection, task_status: trio.TaskStatus[None]) -> TicketOutcome:
         core = self.core
@@ -147,6 +189,9 @@ class _Ticket:
             return outcome
         except BaseException as exc:
             cause = _describe(exc)
+            # Before the loss: the registry must fail the subscriptions before the loss would
+            # make it relaunch the ticket.
+            self.auth_reported = self._report_auth_failure(exc)
             raise
         finally:
             self._report_lost(generation, cause)
