@@ -24,6 +24,7 @@ ticket keeps talking to a registry incarnation that no longer knows it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import random
@@ -36,6 +37,7 @@ import trio
 
 from actors import (
     ActorContext,
+    ActorDeadError,
     ActorRef,
     BackoffPolicy,
     ChildSpec,
@@ -190,10 +192,9 @@ class EngineCore:
         ref = self.registry_ref
         if ref is None:
             return
-        try:
+        # The registry is gone (engine stopping): the snapshot no longer matters.
+        with contextlib.suppress(ActorDeadError, trio.WouldBlock):
             ref.cast_nowait(SnapshotSeen(ticket, key, subscription_id, trio.current_time()))
-        except Exception:
-            return
 
 
 def _backoff(config: EngineConfig) -> BackoffPolicy:

@@ -25,6 +25,7 @@ one: the last frame time per ticket and which subscriptions received messages.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,6 +35,7 @@ import trio
 
 from actors import (
     ActorContext,
+    ActorDeadError,
     ActorError,
     ActorRef,
     ChildSpec,
@@ -54,6 +56,8 @@ from engine.subscriptions import (
 
 if TYPE_CHECKING:
     from engine.engine_tree import EngineCore
+
+_log = logging.getLogger("engine.registry")
 
 __all__ = (
     "AuthFailed",
@@ -370,10 +374,9 @@ class _RegistryState:
         ref = self.ref
 
         def failed(error: SubscriptionFailedError) -> None:
-            try:
+            # The registry is gone (engine stopping): nobody is left to tell.
+            with contextlib.suppress(ActorDeadError, trio.WouldBlock):
                 ref.cast_nowait(BufferFailed(sub_id, error.cause))
-            except Exception:
-                return
 
         return failed
 
@@ -583,7 +586,10 @@ async def _launcher(
                 break
             except DuplicateChildError:
                 break
-            except Exception:
+            except ActorError as exc:
+                # A ticket that cannot start (its connect failed during start-up) is retried
+                # with backoff; programming errors are not caught here.
+                _log.warning("ticket %s could not be started: %r", name, exc)
                 failures += 1
                 delay = min(
                     config.backoff_max,
