@@ -38,6 +38,7 @@ import trio
 
 from actors import ActorContext, ActorDeadError, ActorFunction, ActorRef
 from engine._groups import leaf_exceptions, raise_single_leaf
+from engine._pacing import acquire_slot
 from engine._plan_keys import StreamKey
 from engine._snap_book import Batch, message_key
 from engine._snap_messages import (
@@ -195,7 +196,7 @@ class _Ticket:
         now = trio.current_time()
         at = max(now + self._backoff_delay(), self._hub.rate_backoff.blocked_until(now))
         await trio.sleep_until(at)
-        await trio.sleep_until(self._settings.connect_limiter.acquire_at(trio.current_time()))
+        await acquire_slot(self._settings.connect_limiter)
 
     def _backoff_delay(self) -> float:
         if self._failures == 0:
@@ -271,7 +272,7 @@ class _Ticket:
         return False
 
     async def _send(self, conn: Connection, text: str) -> None:
-        await trio.sleep_until(self._limiter.acquire_at(trio.current_time()))
+        await acquire_slot(self._limiter)
         await conn.send_text(text)
 
     async def _send_batch(self, conn: Connection, batch: Batch) -> None:

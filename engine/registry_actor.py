@@ -38,6 +38,7 @@ from actors import (
     ActorDeadError,
     ActorError,
     ActorRef,
+    ChildNotRunningError,
     ChildSpec,
     DuplicateChildError,
     NodeState,
@@ -589,7 +590,9 @@ async def _launcher(
             except ActorError as exc:
                 # A ticket that cannot start (its connect failed during start-up) is retried
                 # with backoff; programming errors are not caught here.
-                _log.warning("ticket %s could not be started: %r", name, exc)
+                # ChildNotRunningError: the tickets supervisor is stopping (engine shutdown).
+                level = logging.DEBUG if isinstance(exc, ChildNotRunningError) else logging.WARNING
+                _log.log(level, "ticket %s could not be started: %r", name, exc)
                 failures += 1
                 delay = min(
                     config.backoff_max,

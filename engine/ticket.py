@@ -44,6 +44,7 @@ import trio
 
 from actors import ActorContext, ActorError
 from engine._groups import leaf_exceptions
+from engine._pacing import acquire_slot
 from engine.errors import (
     ConnectionFailedError,
     NoParkingCodeError,
@@ -118,8 +119,9 @@ class _Ticket:
             if blocked > now:
                 await trio.sleep_until(blocked)
                 continue
-            await trio.sleep_until(core.connect_limiter.acquire_at(now))
-            return
+            await acquire_slot(core.connect_limiter)
+            if core.rate_backoff.blocked_until(trio.current_time()) <= trio.current_time():
+                return
 
     async def _connect_and_serve(self, task_status: trio.TaskStatus[None]) -> TicketOutcome:
         core = self.core
@@ -243,7 +245,7 @@ class _Ticket:
     # -- sending -------------------------------------------------------------------------------
 
     async def _wait_send_slot(self, limiter: SlidingWindowLimiter) -> None:
-        await trio.sleep_until(limiter.acquire_at(trio.current_time()))
+        await acquire_slot(limiter)
 
     def _drain(self, pending: list[TicketChange]) -> None:
         mailbox = self.ctx.mailbox
