@@ -18,12 +18,13 @@ from typing import Any
 import attrs
 import trio
 
-from engine.testing import EmulatorConfig, Limits, default_catalog, open_emulator
+from engine.testing import EmulatorConfig, Limits, RequestRecord, default_catalog, open_emulator
 
 __all__ = (
     "ConnectionCounters",
     "EmulatorCounters",
     "EmulatorProcess",
+    "Refused",
     "krw_codes",
     "subscription_pairs",
 )
@@ -69,6 +70,41 @@ class EmulatorCounters:
         )
 
 
+@attrs.frozen
+class Refused:
+    """A client message the emulator refused for exceeding a message limit, with the arrival
+    times of the messages before it on the same connection (emulator clock, seconds)."""
+
+    conn_id: int
+    at: float
+    text: str
+    #: Arrival times of the six messages before it on that connection (oldest first), and
+    #: their kinds.
+    previous: tuple[tuple[float, str], ...]
+
+    @property
+    def span(self) -> float:
+        """Seconds between the fifth message before this one and this one, on the server's
+        clock (under 1.0 s is what made it excess; keepalive PINGs are not counted)."""
+        counted = [at for at, kind in self.previous if kind != "ping"]
+        return self.at - counted[-5] if len(counted) >= 5 else float("inf")
+
+
+def _refusals(records: Sequence[RequestRecord]) -> tuple[Refused, ...]:
+    found: list[Refused] = []
+    for index, record in enumerate(records):
+        if record.kind != "rate_limited":
+            continue
+        # With reaction "ignore" an excess message is logged twice (refused, then processed).
+        same = [
+            r for r in records[:index] if r.conn_id == record.conn_id and r.kind != "rate_limited"
+        ][-6:]
+        found.append(
+            Refused(record.conn_id, record.at, record.text, tuple((r.at, r.kind) for r in same))
+        )
+    return tuple(found)
+
+
 def _serve(options: dict[str, Any], pipe: Connection) -> None:
     """The child process: run the emulator and answer the parent's commands until ``stop``."""
 
@@ -77,7 +113,13 @@ def _serve(options: dict[str, Any], pipe: Connection) -> None:
         config = EmulatorConfig(
             markets=codes,
             rate_scale=options["rate_scale"],
-            limits=Limits(enforce=options["enforce_limits"]),
+            # A message over the limit is counted (as "rate_limited") and then processed, instead
+            # of Upbit's error-and-close: the benchmark reports violations without letting one
+            # near miss at a window's edge cascade into reconnects that distort the timings.
+            # Escalation to a block is off too, so the count is of genuine excess messages.
+            limits=Limits(
+                enforce=options["enforce_limits"], message_reaction="ignore", block_after=1 << 30
+            ),
             # A client that falls 8 MB behind loses frames (counted) instead of its connection:
             # the throughput benchmark drives the market faster than any client reads.
             slow_client="drop_frames",
@@ -93,6 +135,9 @@ def _serve(options: dict[str, Any], pipe: Connection) -> None:
                 if command == "limits":
                     emu.set_limits(bool(argument))
                     pipe.send(None)
+                    continue
+                if command == "refusals":
+                    pipe.send(_refusals(emu.requests()))
                     continue
                 stats = emu.statistics()
                 connections = tuple(
@@ -155,6 +200,11 @@ class EmulatorProcess:
 
     async def counters(self) -> EmulatorCounters:
         answer: EmulatorCounters = await self._ask("stats")
+        return answer
+
+    async def refusals(self) -> tuple[Refused, ...]:
+        """Every message refused for exceeding a limit so far, with its context."""
+        answer: tuple[Refused, ...] = await self._ask("refusals")
         return answer
 
     async def set_limits(self, enforce: bool) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import math
 import os
 import pstats
 import statistics
@@ -27,18 +28,20 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._engine_emulator import EmulatorProcess, krw_codes, subscription_pairs
+from bench._engine_emulator import EmulatorProcess, Refused, krw_codes, subscription_pairs
 from bench._engine_latency import (
     RELAXED,
     ChangeCost,
     EfficiencyResult,
     Latencies,
+    SendLog,
     change_costs,
     run_efficiency,
     snapshot_latencies,
@@ -51,6 +54,11 @@ from engine import open_engine
 __all__ = ("Settings", "main")
 
 TYPES = ("ticker", "trade")
+PACING_HEAD = (
+    "| phase | requests sent | tightest 6-request span at the client (s) "
+    "| over the limit at the emulator | tightest 6-message span at the emulator (s) |\n"
+    "|---|---:|---:|---:|---:|"
+)
 EFFICIENCY_HEAD = (
     "| stage | tickets open | parked | idle | subscriptions | streams | codes "
     "| ticket efficiency | stream | connection | wire |\n"
@@ -80,10 +88,10 @@ class Settings:
 
 DEFAULT = Settings(
     rounds=5,
-    warmup=1.0,
-    seconds=3.0,
+    warmup=0.75,
+    seconds=2.5,
     rate_scale=100.0,
-    snapshots_one=300,
+    snapshots_one=200,
     snapshots_batch=60,
     subscribes=100,
     limited_snapshots=12,
@@ -126,7 +134,7 @@ async def throughput(
     codes = krw_codes()
     request = bare_request(TYPES, codes)
     sides: dict[str, list[RoundResult]] = {}
-    window = {"warmup": settings.warmup, "seconds": settings.seconds}
+    window: dict[str, Any] = {"warmup": settings.warmup, "seconds": settings.seconds}
     for round_index in range(settings.rounds):
         for _, decode, hop in BARE_SIDES:
             await _wait_no_connections(emulator)
@@ -167,7 +175,7 @@ def _span(values: Sequence[float], fmt: str) -> str:
     )
 
 
-def throughput_report(sides: dict[str, list[RoundResult]], settings: Settings) -> str:
+def throughput_report(sides: dict[str, list[RoundResult]], settings: Settings, load: float) -> str:
     bare, engine = sides["bare"], sides["engine"]
     expected = subscription_pairs(TYPES, krw_codes())
     same = all(r.subscriptions == expected for results in sides.values() for r in results)
@@ -196,16 +204,14 @@ def throughput_report(sides: dict[str, list[RoundResult]], settings: Settings) -
     wall = [e.rate / b.rate for b, e in zip(bare, engine, strict=True)]
     cpu = [b.cpu_per_message / e.cpu_per_message for b, e in zip(bare, engine, strict=True)]
 
-    def us(side: str) -> float:
-        # The least disturbed round: load from elsewhere only ever adds CPU per message.
-        return min(r.cpu_per_message * 1e6 for r in sides[side])
+    def us(side: str) -> list[float]:
+        return [r.cpu_per_message * 1e6 for r in sides[side]]
 
-    base, decoded, hopped, full = (
-        us("bare"),
-        us("bare + decode_frame"),
-        us("bare + decode_frame + task hop"),
-        us("engine"),
-    )
+    def step(upper: str, lower: str) -> str:
+        # Paired by round (the two ran seconds apart), so slow drifts in machine load cancel.
+        deltas = [a - b for a, b in zip(us(upper), us(lower), strict=True)]
+        return f"{statistics.median(deltas):+.1f} µs ({min(deltas):+.0f} to {max(deltas):+.0f})"
+
     pairs = ", ".join(f"{w:.2f}" for w in wall)
     cpu_pairs = ", ".join(f"{c:.2f}" for c in cpu)
     return f"""
@@ -218,13 +224,14 @@ emulator's view of every connection's subscription set was checked equal for all
 {"yes" if same else "**NO**"}); {settings.rounds} rounds of bare, its two variants and the engine,
 interleaved, each {settings.warmup:g} s of warm-up then {settings.seconds:g} s measured. The
 machine has 2 cores shared by the emulator, the client and whatever else runs (load average at
-start: {os.getloadavg()[0]:.1f}), so wall-clock rates swing with the CPU share each client got;
-CPU time per message (this process's CPU time over the window, the emulator excluded) does not.
+start: {load:.1f}), so wall-clock rates swing with the CPU share each client got; CPU time per
+message (this process's CPU time over the window, all its tasks, the emulator excluded) swings
+much less.
 
 {chr(10).join(lines)}
 
 Engine / bare, messages per second, per round pair: {pairs}
-(median **{statistics.median(wall):.2f}**).
+(median **{statistics.median(wall):.2f}**; the aim is 0.7).
 CPU-normalised (bare CPU per message / engine CPU per message, per round pair): {cpu_pairs}
 (median **{statistics.median(cpu):.2f}**): what the engine reaches relative to the bare loop
 when both are given the same CPU.
@@ -232,12 +239,15 @@ A round is client-limited when the emulator's output outran the client by more t
 queue for the client grew, or it dropped frames); in the other rounds the emulator set the pace
 and the wall-clock rate understates what the client could take.
 
-Where the engine's extra {full - base:.0f} µs per message go (CPU per message, the lowest of
-the rounds for each client, since load from elsewhere only adds to it):
-typed decoding {decoded - base:+.1f} µs (`decode_frame` instead of `orjson.loads`), handing each
-message to another task {hopped - decoded:+.1f} µs (the pump → subscriber hop every buffered
-design pays under Trio, one extra scheduler pass per message), and the engine's own routing,
-buffers, counters and stream wrapper {full - hopped:+.1f} µs.
+Where the engine's extra CPU per message goes, {step("engine", "bare")} over the bare loop
+(medians of per-round differences, range in brackets; single rounds are noisy on this machine):
+typed decoding {step("bare + decode_frame", "bare")} (`decode_frame` instead of
+`orjson.loads`); handing each message to another task
+{step("bare + decode_frame + task hop", "bare + decode_frame")} (the pump → subscriber hop
+through a bare deque and parking lot: one more task step per message, which is what Trio
+charges any design that buffers between a receiving task and a consuming one); the engine's
+own routing, buffer policies, counters and stream wrapper
+{step("engine", "bare + decode_frame + task hop")}.
 """
 
 
@@ -250,14 +260,49 @@ class QuietResults:
     limited: tuple[Latencies, ...]
     changes: tuple[ChangeCost, ...]
     efficiency: tuple[EfficiencyResult, ...]
-    rate_limited: int
+    pacing: tuple[Pacing, ...]
     connects_refused: int
 
 
-async def quiet_phases(emulator: EmulatorProcess, settings: Settings) -> QuietResults:
+@attrs.frozen
+class Pacing:
+    """How one phase's requests met Upbit's 5-per-second window, seen from both ends."""
+
+    phase: str
+    #: Requests the engine sent (keepalive PINGs excluded) and the shortest time any of its
+    #: connections took to send 6 of them, on the engine's clock.
+    sent: int
+    client_span: float
+    #: Messages the emulator counted over the limit in this phase, and the shortest 6-message
+    #: span among them on the emulator's clock.
+    excess: tuple[Refused, ...]
+
+    @classmethod
+    async def measure(
+        cls, phase: str, log: SendLog, emulator: EmulatorProcess, earlier: Sequence[Pacing]
+    ) -> Pacing:
+        seen = sum(len(p.excess) for p in earlier)
+        excess = (await emulator.refusals())[seen:]
+        return cls(phase, log.requests(), log.tightest_span(), excess)
+
+    def row(self) -> str:
+        server = min((r.span for r in self.excess), default=math.inf)
+        return (
+            f"| {self.phase} | {self.sent} | {_seconds(self.client_span)} | {len(self.excess)} "
+            f"| {_seconds(server)} |"
+        )
+
+
+def _seconds(value: float) -> str:
+    return "-" if math.isinf(value) else f"{value:.3f}"
+
+
+async def quiet_phases(
+    emulator: EmulatorProcess, settings: Settings, packing: bool
+) -> QuietResults:
     codes = krw_codes()
     batch = list(codes[:200])
-    urls = {"ws_url": emulator.ws_url, "rest_url": emulator.rest_url, "seed": 1}
+    urls: dict[str, Any] = {"ws_url": emulator.ws_url, "rest_url": emulator.rest_url, "seed": 1}
     relaxed: list[Latencies] = []
     async with open_engine(**urls, **RELAXED) as engine:
         print("snapshot latency (limits lifted)...", flush=True)
@@ -281,8 +326,10 @@ async def quiet_phases(emulator: EmulatorProcess, settings: Settings) -> QuietRe
         print("cost of one change vs routing table size...", flush=True)
         changes = await change_costs(engine, codes, settings.change_big, changes=settings.changes)
     await emulator.set_limits(True)
+    pacing: list[Pacing] = []
     limited: list[Latencies] = []
-    async with open_engine(**urls) as engine:
+    log = SendLog()
+    async with open_engine(**urls, transport=log) as engine:
         print("latency under Upbit's limits...", flush=True)
         limited.append(
             await snapshot_latencies(
@@ -303,29 +350,35 @@ async def quiet_phases(emulator: EmulatorProcess, settings: Settings) -> QuietRe
                 warm=0,
             )
         )
+    pacing.append(await Pacing.measure("back-to-back latency calls", log, emulator, pacing))
     efficiency: list[EfficiencyResult] = []
-    configs: tuple[tuple[str, dict[str, int]], ...] = (
-        ("defaults (2 realtime tickets of up to 1,000 codes)", {}),
-        (
-            "4 realtime tickets of up to 100 codes",
-            {"realtime_pool_size": 4, "ticket_capacity": 100},
-        ),
-    )
+    configs: list[tuple[str, dict[str, Any]]] = [
+        ("defaults (2 realtime tickets of up to 1,000 codes)", {})
+    ]
+    if packing:
+        configs.append(
+            (
+                "4 realtime tickets of up to 100 codes",
+                {"realtime_pool_size": 4, "ticket_capacity": 100},
+            )
+        )
     for label, options in configs:
         print(f"ticket efficiency, {label}...", flush=True)
-        async with open_engine(**urls, **options) as engine:
+        log = SendLog()
+        async with open_engine(**urls, transport=log, **options) as engine:
             efficiency.append(
                 await run_efficiency(
                     engine, label, list(codes), settings.operations, seed=settings.seed
                 )
             )
+        pacing.append(await Pacing.measure(f"efficiency, {label}", log, emulator, pacing))
     counters = await emulator.counters()
     return QuietResults(
         tuple(relaxed),
         tuple(limited),
         tuple(changes),
         tuple(efficiency),
-        counters.rate_limited,
+        tuple(pacing),
         counters.connects_refused,
     )
 
@@ -353,13 +406,29 @@ Then with Upbit's limits as shipped (engine defaults, emulator enforcing 5 messa
 a burst of 5 messages on a connection the next waits for the one-second window to slide (about
 a second), and past 100 in a minute for the minute window. Each fresh subscription costs two
 messages on its ticket (subscribe and release); the snapshot ticket's text `PING` counts too.
-Rate-limit refusals by the emulator over the whole latency and efficiency phases:
-{results.rate_limited} messages, {results.connects_refused} connects.
 
 {head}
 {limited}
 """,
     ]
+    pacing = "\n".join(row.row() for row in results.pacing)
+    excess = sum(len(row.excess) for row in results.pacing)
+    sections.append(
+        f"""
+**Pacing against Upbit's message limit** (the phases run with limits enforced). The engine
+reserves a send slot with its limiter (5 per 1 s and 100 per 60 s, plus a 0.1 s safety margin
+on each window), so any 6 consecutive requests of one connection should span at least 1.1 s.
+The client column is what actually left the engine (a transport wrapper timing each request,
+keepalive PINGs excluded); the emulator counts a message over the limit when it is the sixth
+within 1.0 s on its own clock (here it counts and then processes it, with no block escalation,
+so one near miss does not cascade; on Upbit each is an error frame and a close, and three in a
+minute a block). {excess} message(s) over the limit in total; upgrades refused:
+{results.connects_refused}.
+
+{PACING_HEAD}
+{pacing}
+"""
+    )
     change_rows = "\n".join(
         f"| {cost.routes:,} | {len(cost.samples.samples)} "
         f"| {cost.samples.percentile(0.5) * 1e3:.1f} | {max(cost.samples.samples) * 1e3:.1f} |"
@@ -393,14 +462,17 @@ takes.
 subscribe is 1-3 of ticker/trade/orderbook over 1-6 random KRW pairs, modify picks new random
 pairs, unsubscribe is soft. Every subscription has a reader; 10 % of the readers stop after
 their first message without unsubscribing (abandoned streams, for `cleanup_inactive`). The
-operations took {eff.seconds:.1f} s and put {eff.requests_sent} requests on the wire (changes
-coalesce per ticket); {eff.refused} were refused by validation, {eff.failed_subscriptions}
-subscriptions failed, and the emulator refused nothing (above). One operation, call to return,
-p50 by live subscriptions at the time (operations): {buckets}; p99 overall
-{ops.percentile(0.99) * 1e3:.1f} ms. Efficiency as the planner defines it (ticket = stream x
-connection; "wire" is what the open tickets last sent). `optimize_subscriptions` moved
-{eff.moved} streams and closed {eff.closed_by_optimize} tickets; `cleanup_inactive` released
-{eff.released_by_cleanup} subscriptions and closed {eff.closed_by_cleanup} tickets.
+operations took {eff.seconds:.1f} s; over the whole phase the engine sent
+{eff.requests_sent} messages (keepalive PINGs included: changes coalesce per ticket);
+{eff.refused} operations were refused by validation, {eff.failed_subscriptions} subscriptions
+failed. One operation, call to return, p50 by live subscriptions at the time (operations):
+{buckets}; p99 overall {ops.percentile(0.99) * 1e3:.1f} ms. Efficiency as the planner defines
+it (ticket = stream x connection); "wire" is what the open tickets last sent, which lags the
+plan while a ticket waits for its message limiter: under sustained churn a ticket can reach
+Upbit's 100 messages per minute, and then waits for the minute window.
+`optimize_subscriptions` moved {eff.moved} streams and closed {eff.closed_by_optimize} tickets;
+`cleanup_inactive` released {eff.released_by_cleanup} subscriptions and closed
+{eff.closed_by_cleanup} tickets.
 
 {EFFICIENCY_HEAD}
 {table}
@@ -424,6 +496,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="measured seconds per throughput round")
     parser.add_argument("--rate-scale", type=float, help="emulator market activity (default 100)")
     parser.add_argument("--profile", action="store_true", help="cProfile one extra engine round")
+    parser.add_argument(
+        "--packing",
+        action="store_true",
+        help="also run the efficiency phase with 4 realtime tickets of up to 100 codes",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else DEFAULT
@@ -431,13 +508,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = attrs.evolve(settings, **{k: v for k, v in overrides.items() if v is not None})
     profile = cProfile.Profile() if args.profile else None
     started = time.perf_counter()
+    load = os.getloadavg()[0]
 
     with EmulatorProcess(rate_scale=settings.rate_scale, enforce_limits=False) as emulator:
         sides = trio.run(throughput, emulator, settings, profile)
     with EmulatorProcess(rate_scale=1.0, enforce_limits=False) as emulator:
-        quiet = trio.run(quiet_phases, emulator, settings)
+        quiet = trio.run(quiet_phases, emulator, settings, args.packing)
 
-    body = throughput_report(sides, settings) + "\n" + quiet_report(quiet, settings)
+    body = throughput_report(sides, settings, load) + "\n" + quiet_report(quiet, settings)
     print(body)
     if profile is not None:
         print(profile_report(profile))
