@@ -339,7 +339,8 @@ async def run_scenario(
 
 def _table(results: Sequence[Result]) -> str:
     lines = [
-        "| scenario | frames/s | MB/s (payload) | market events/s | frames dropped | receiver CPU |",
+        "| scenario | frames/s | MB/s (payload) | market events/s | frames dropped "
+        "| receiver CPU |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
