@@ -33,14 +33,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._report import write_section
-from engine.testing import (
-    EmulatorConfig,
-    Limits,
-    Listing,
-    MarketSimulator,
-    default_catalog,
-    open_emulator,
-)
+from engine.testing import EmulatorConfig, Limits, ReplayMarket, default_catalog, open_emulator
 
 __all__ = ("Result", "Scenario", "main", "run_scenario")
 
@@ -52,7 +45,7 @@ class Scenario:
     types: tuple[str, ...]
     format: str = "DEFAULT"
     quote: str = "KRW"
-    #: Replay recorded events with their messages pre-rendered (the emulator's own ceiling).
+    #: Replay a recorded market (``ReplayMarket``): the emulator's own ceiling.
     replay: bool = False
 
 
@@ -95,69 +88,6 @@ SCENARIOS = (
         replay=True,
     ),
 )
-
-
-class _Replayed:
-    """An event of :class:`ReplaySource` (what the feed needs: a code and the changed kinds)."""
-
-    __slots__ = ("code", "kinds", "messages")
-
-    def __init__(self, code: str, kinds: frozenset[str], messages: dict[str, dict[str, object]]):
-        self.code = code
-        self.kinds = kinds
-        self.messages = messages
-
-
-class ReplaySource:
-    """Events recorded once from the real simulator, with their messages rendered up front, then
-    replayed in a loop ``speed`` times faster than recorded. It takes the simulator's cost out of
-    the measurement, leaving the emulator's own: fan-out, serialisation, framing, sockets."""
-
-    def __init__(
-        self, catalog: Sequence[Listing], types: Sequence[str], *, seconds: float, speed: float
-    ) -> None:
-        simulator = MarketSimulator(catalog, seed=0, rate_scale=1.0)
-        self._period = seconds
-        self._speed = speed
-        self._events: list[tuple[float, _Replayed]] = []
-        self._latest: dict[tuple[str, str], dict[str, object]] = {}
-        for event in simulator.events_until(seconds):
-            messages: dict[str, dict[str, object]] = {}
-            for data_type in types:
-                message = simulator.render_event(event, data_type)
-                if message is not None:
-                    messages[data_type] = message
-                    self._latest[(data_type, event.code)] = message
-            self._events.append((event.at, _Replayed(event.code, event.kinds, messages)))
-        self._position = 0
-        self._laps = 0
-
-    def events_until(self, t: float) -> list[_Replayed]:
-        out: list[_Replayed] = []
-        target = t * self._speed
-        while True:
-            at, event = self._events[self._position]
-            if self._laps * self._period + at > target:
-                return out
-            out.append(event)
-            self._position += 1
-            if self._position == len(self._events):
-                self._position = 0
-                self._laps += 1
-
-    def render(
-        self, data_type: str, code: str, stream_type: str, *, units: int = 30, level: float = 0
-    ) -> dict[str, object] | None:
-        message = self._latest.get((data_type, code))
-        return None if message is None else {**message, "stream_type": stream_type}
-
-    def render_event(
-        self, event: _Replayed, data_type: str, *, units: int = 30, level: float = 0
-    ) -> dict[str, object] | None:
-        return event.messages.get(data_type)
-
-    def set_rate(self, code: str, per_second: float) -> None:
-        raise ValueError("a ReplaySource replays recorded rates; it cannot change them")
 
 
 # -- the receiver (a separate process) ------------------------------------------------------------
@@ -293,11 +223,7 @@ async def run_scenario(
     scenario: Scenario, *, warmup: float, seconds: float, rate_scale: float, replay_speed: float
 ) -> Result:
     catalog = default_catalog(0)
-    replay = (
-        ReplaySource(catalog, scenario.types, seconds=30.0, speed=replay_speed)
-        if scenario.replay
-        else None
-    )
+    replay = ReplayMarket(catalog, seconds=30.0, speed=replay_speed) if scenario.replay else None
     codes = [
         listing.market for listing in catalog if listing.market.startswith(scenario.quote + "-")
     ]

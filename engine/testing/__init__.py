@@ -49,6 +49,7 @@ from engine.testing.marketdata import (
     make_my_order,
     to_simple,
 )
+from engine.testing.replay import ReplayMarket
 
 __all__ = (
     "DEFAULT_ACCESS_KEY",
@@ -71,6 +72,7 @@ __all__ = (
     "Quirks",
     "Refusal",
     "RejectConnects",
+    "ReplayMarket",
     "RequestRecord",
     "RestartServer",
     "SetLatency",

@@ -150,7 +150,7 @@ class Session:
         if self.config.slow_client == "drop_frames":
             self.frames_dropped += 1
             return
-        if not self._slow_abort and self._nursery is not None:
+        if not self._slow_abort and self._nursery is not None and self.closed_at is None:
             self._slow_abort = True
             self._nursery.start_soon(self.abort, "too slow: send buffer full")
 
@@ -171,6 +171,7 @@ class Session:
                         nursery, self.stream, max_message_size=self.config.max_message_size
                     )
                     self._ws = await request.accept(extra_headers=accept_headers)
+                    self.stream.handshake_done()
                 if self._ws is None:
                     self.close_reason = "bad WebSocket handshake"
                     await self.stream.abort()
@@ -274,7 +275,7 @@ class Session:
         await self.close(code)
 
     def _schedule_close(self, code: int = 1000) -> None:
-        if self._close_done is not None or self._nursery is None:
+        if self._close_done is not None or self._nursery is None or self.closed_at is not None:
             return
         self._set_closing()
         self.host.feed.remove(self)
@@ -292,10 +293,6 @@ class Session:
     def send_malformed(self, kind: MalformedKind) -> None:
         self.deliver(_MALFORMED[kind])
         self.host.record("fault", self.conn_id, f"malformed frame ({kind})")
-
-    def start_soon_close(self, code: int) -> None:
-        if self._nursery is not None and self._close_done is None:
-            self._nursery.start_soon(self.close, code)
 
     # -- requests -------------------------------------------------------------------------------
 

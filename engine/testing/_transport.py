@@ -39,7 +39,6 @@ class ServerStream(trio.abc.Stream):
         recent: int = 0,
     ) -> None:
         self._inner = inner
-        self._prefix = prefix
         self.buffer_limit = buffer_limit
         self.latency = 0.0
         self._ping_is_activity = ping_is_activity
@@ -56,7 +55,6 @@ class ServerStream(trio.abc.Stream):
         self.recent: deque[bytes] = deque(maxlen=recent)
         self._stalled = False
         self._stall_scope: trio.CancelScope | None = None
-        self._held = bytearray()
         self._held_eof = False
         self._closed = False
         self.broken = False
@@ -66,8 +64,13 @@ class ServerStream(trio.abc.Stream):
         self.last_sent = now
         self.unstalled_at = now
         self._scanner = ClientFrameScanner()
+        # Only the request head is replayed before the handshake completes: wsproto's server side
+        # drops bytes that arrive with the head, so frames a client pipelined behind its upgrade
+        # request are held until :meth:`handshake_done`.
         head_end = prefix.find(b"\r\n\r\n")
-        self._scan_from = head_end + 4 if head_end >= 0 else len(prefix)
+        split = head_end + 4 if head_end >= 0 else len(prefix)
+        self._prefix, self._held = prefix[:split], bytearray(prefix[split:])
+        self._handshaken = trio.Event()
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -89,6 +92,10 @@ class ServerStream(trio.abc.Stream):
     @property
     def queued_bytes(self) -> int:
         return self._queued_bytes
+
+    def handshake_done(self) -> None:
+        """The 101 is queued: bytes after the request head may now reach the protocol."""
+        self._handshaken.set()
 
     def stall(self) -> None:
         """Stop reading (pings go unanswered) and writing, keeping TCP open."""
@@ -119,11 +126,10 @@ class ServerStream(trio.abc.Stream):
         if self._prefix:
             size = len(self._prefix) if max_bytes is None else max_bytes
             data, self._prefix = self._prefix[:size], self._prefix[size:]
-            if self._scan_from < len(data):
-                self._observe(data[self._scan_from :])
-            self._scan_from = max(0, self._scan_from - len(data))
             await trio.lowlevel.checkpoint()
             return data
+        if not self._handshaken.is_set():
+            await self._handshaken.wait()
         while True:
             if self._is_closed() or self._held_eof:
                 # Closed by us, or the client hung up (noticed even while stalled).
@@ -287,6 +293,7 @@ class ServerStream(trio.abc.Stream):
 
     async def _close_inner(self, *, reset: bool) -> None:
         self._closed = True
+        self._handshaken.set()
         self._now.clear()
         self._timed.clear()
         self._queued_bytes = 0

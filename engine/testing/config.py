@@ -39,6 +39,11 @@ def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> N
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
+def _optional_non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0 or None, got {value!r}")
+
+
 def _optional_positive(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not value > 0:
         raise ValueError(f"{attribute.name} must be > 0 or None (disabled), got {value!r}")
@@ -167,7 +172,7 @@ class EmulatorConfig:
     status_interval: float = attrs.field(default=10.0, validator=_positive)
     #: Delay of the first ``UP`` after the first ``PING``; None draws it (seeded) from
     #: ``[0, status_interval)``, since the server's cycle has its own phase.
-    status_first_delay: float | None = None
+    status_first_delay: float | None = attrs.field(default=None, validator=_optional_non_negative)
     #: Delay between an error frame and the close 1000 that follows it (observed 150-180 ms).
     error_close_delay: float = attrs.field(default=0.15, validator=_non_negative)
     #: How long a server-initiated close waits for the client's close frame before dropping TCP.

@@ -47,6 +47,7 @@ from engine.testing.introspection import (
     RequestRecord,
 )
 from engine.testing.marketdata import Listing, MarketSimulator, default_catalog, to_simple
+from engine.testing.replay import ReplayMarket
 
 __all__ = ("Emulator", "open_emulator")
 
@@ -224,6 +225,17 @@ class Emulator:
             raise KeyError(f"no connection {conn_id}; known connections: {known}")
         return session
 
+    def _open_session(self, conn_id: int) -> Session:
+        """For controls: the connection must still be open."""
+        session = self._session(conn_id)
+        if session.closed_at is not None:
+            open_ids = [s.conn_id for s in self._open_sessions()]
+            raise ValueError(
+                f"connection {conn_id} is closed ({session.close_reason}); open connections: "
+                f"{open_ids}"
+            )
+        return session
+
     def connections(self, *, open_only: bool = False) -> tuple[ConnectionInfo, ...]:
         """Every WebSocket connection so far (or only the open ones), oldest first."""
         sessions = self._open_sessions() if open_only else self._established()
@@ -348,10 +360,11 @@ class Emulator:
         """Drop one connection (or all): ``abort`` closes TCP without a close frame (1006 at the
         client), ``reset`` sends a TCP RST, ``close1000``/``close1001`` do a close handshake.
         Returns when the connections are closed."""
-        sessions = self._open_sessions() if conn_id is None else [self._session(conn_id)]
+        sessions = self._open_sessions() if conn_id is None else [self._open_session(conn_id)]
         await self._drop(sessions, how)
 
     async def _drop(self, sessions: Sequence[Session], how: DropHow) -> None:
+        sessions = [session for session in sessions if session.closed_at is None]
         for session in sessions:
             self.record("fault", session.conn_id, f"drop ({how})")
         async with trio.open_nursery() as nursery:
@@ -384,7 +397,7 @@ class Emulator:
     def stall(self, conn_id: int, *, duration: float | None = None) -> None:
         """Keep the TCP connection open but send nothing and answer no pings (and process no
         requests), for ``duration`` seconds or until :meth:`unstall`."""
-        session = self._session(conn_id)
+        session = self._open_session(conn_id)
         session.stall()
         self.record("fault", conn_id, f"stall for {duration if duration is not None else 'ever'}")
         if duration is not None:
@@ -397,7 +410,7 @@ class Emulator:
 
     def unstall(self, conn_id: int) -> None:
         """Resume a stalled connection: what it received is processed, what was queued is sent."""
-        self._session(conn_id).unstall()
+        self._open_session(conn_id).unstall()
         self.record("fault", conn_id, "unstall")
 
     def inject_error(
@@ -411,12 +424,12 @@ class Emulator:
         """Send ``{"error":{"name":..,"message":..}}``; with ``close`` a close 1000 follows after
         ``error_close_delay``, as after every real error."""
         self.record("fault", conn_id, f"inject error {name}")
-        self._session(conn_id).send_error(name, message, close=close)
+        self._open_session(conn_id).send_error(name, message, close=close)
 
     def inject_malformed(self, conn_id: int, kind: MalformedKind = "truncated_json") -> None:
         """Send a frame that cannot be decoded: ``truncated_json``, ``invalid_utf8``,
         ``unexpected_json`` (valid JSON, unknown shape) or ``protocol`` (a reserved opcode)."""
-        self._session(conn_id).send_malformed(kind)
+        self._open_session(conn_id).send_malformed(kind)
 
     def set_latency(self, seconds: float, conn_id: int | None = None) -> None:
         """Delay every frame sent (to one connection, or to all, including future ones)."""
@@ -428,7 +441,7 @@ class Emulator:
             for session in self._open_sessions():
                 session.refresh_latency()
         else:
-            session = self._session(conn_id)
+            session = self._open_session(conn_id)
             session.latency = seconds
             session.refresh_latency()
 
@@ -490,18 +503,22 @@ class Emulator:
         if not sessions:
             return nothing
         ids = [s.conn_id for s in sessions]
+
+        def still_open() -> list[int]:
+            return [i for i in ids if self._sessions[i].closed_at is None]
+
         if isinstance(action, StallConnection):
             stall = action
 
             def effect() -> None:
-                for conn_id in ids:
+                for conn_id in still_open():
                     self.stall(conn_id, duration=stall.duration)
 
         elif isinstance(action, InjectError):
             error = action
 
             def effect() -> None:
-                for conn_id in ids:
+                for conn_id in still_open():
                     self.inject_error(conn_id, error.name, error.message, close=error.close)
 
         else:
@@ -509,7 +526,7 @@ class Emulator:
             malformed = action
 
             def effect() -> None:
-                for conn_id in ids:
+                for conn_id in still_open():
                     self.inject_malformed(conn_id, malformed.kind)
 
         return now(effect)
@@ -564,12 +581,13 @@ async def open_emulator(
     """Run an Upbit emulator on a free port of 127.0.0.1 for the duration of the block.
 
     ``config`` sets every behaviour (defaults: like Upbit, limits enforced). ``catalog`` replaces
-    the default ~860 pairs; ``simulator`` replaces the seeded ``MarketSimulator`` (give it the
-    same catalog). Errors inside the block propagate as themselves, not wrapped in a group.
+    the default ~860 pairs; ``simulator`` replaces the seeded ``MarketSimulator`` (for example a
+    ``ReplayMarket`` for benchmarks; its catalog is used unless ``catalog`` is given). Errors
+    inside the block propagate as themselves, not wrapped in a group.
     """
     config = config or EmulatorConfig()
     if catalog is None:
-        if isinstance(simulator, MarketSimulator):
+        if isinstance(simulator, MarketSimulator | ReplayMarket):
             catalog = simulator.catalog
         else:
             catalog = _default_catalog(config)

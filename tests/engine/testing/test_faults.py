@@ -421,3 +421,14 @@ async def test_set_rate_silences_and_speeds_up_a_pair(autojump_clock: MockClock)
         start = trio.current_time()
         await collect(ws, 20)
         assert trio.current_time() - start < 10
+
+
+async def test_controls_on_a_closed_connection_say_so(autojump_clock: MockClock) -> None:
+    async with emulator() as emu:
+        async with connect(emu):
+            await emu.wait_connections(1)
+        await emu.wait_closed(1)
+        with pytest.raises(ValueError, match=r"connection 1 is closed \(client closed 1000\)"):
+            emu.inject_error(1)
+        with pytest.raises(KeyError, match="no connection 2"):
+            emu.stall(2)

@@ -186,3 +186,41 @@ async def test_plain_http_to_a_websocket_path_and_garbage(autojump_clock: MockCl
             await stream.send_all(b"NOT HTTP AT ALL\r\n\r\n")
             reply = await stream.receive_some(1024)
             assert reply.startswith(b"HTTP/1.1 400")
+
+
+# -- the replayed market --------------------------------------------------------------------------
+
+
+def test_replay_market_loops_and_caches() -> None:
+    from engine.testing import ReplayMarket, default_catalog
+
+    catalog = [listing for listing in default_catalog(0) if listing.market in MAJORS]
+    replay = ReplayMarket(catalog, seconds=5.0, speed=10.0)
+    lap = replay.recorded_events
+    first = replay.events_until(0.5)  # 5 recorded seconds: one lap
+    assert len(first) == lap
+    second = replay.events_until(1.0)
+    assert [e.code for e in second] == [e.code for e in first], "the recording repeats"
+    event = next(e for e in first if "orderbook" in e.kinds)
+    rendered = replay.render_event(event, "orderbook", units=5)
+    assert rendered is replay.render_event(event, "orderbook", units=5)
+    assert rendered is not None
+    assert len(rendered["orderbook_units"]) == 5  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="recorded rates"):
+        replay.set_rate("KRW-BTC", 1.0)
+    with pytest.raises(ValueError, match="no event"):
+        ReplayMarket(catalog, seconds=1.0, rate_scale=0.0)
+
+
+async def test_emulator_serves_a_replayed_market(autojump_clock: MockClock) -> None:
+    from engine.testing import ReplayMarket, default_catalog
+
+    catalog = [listing for listing in default_catalog(0) if listing.market in MAJORS]
+    replay = ReplayMarket(catalog, seconds=5.0, speed=20.0)
+    async with open_emulator(simulator=replay) as emu, connect(emu) as ws:
+        assert [listing.market for listing in emu.catalog] == list(MAJORS)
+        await send(ws, subscribe({"type": "ticker", "codes": ["KRW-BTC"]}))
+        start = trio.current_time()
+        messages = await collect(ws, 40)
+        assert messages[0]["stream_type"] == "SNAPSHOT"
+        assert trio.current_time() - start < 1.0, "20 times faster than the live market"

@@ -373,3 +373,24 @@ def test_orderbook_instruments() -> None:
 def test_unknown_paths_and_methods() -> None:
     assert answer_rest("GET", "/v1/ticker", {}, CATALOG, BY_MARKET).status == 404
     assert answer_rest("POST", "/v1/market/all", {}, CATALOG, BY_MARKET).status == 405
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("status_first_delay", -1.0, "status_first_delay must be >= 0"),
+        ("idle_timeout", 0.0, "idle_timeout must be > 0 or None"),
+        ("port", -1, "port must be >= 0"),
+        ("feed_interval", 0.0, "feed_interval must be > 0"),
+    ],
+)
+def test_config_says_what_to_fix(field: str, value: float, message: str) -> None:
+    from engine.testing import EmulatorConfig
+
+    with pytest.raises(ValueError, match=message):
+        EmulatorConfig(**{field: value})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="non-empty access and secret"):
+        EmulatorConfig(access_keys={"": "x"})
