@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import trio
 
+from engine._groups import raise_single_leaf
 from engine.testing._auth import AuthResult, make_jwt
 from engine.testing._feed import Feed, MarketSource
 from engine.testing._server import PRIVATE_PATH, PUBLIC_PATH, Server
@@ -559,18 +560,6 @@ def _default_catalog(config: EmulatorConfig) -> tuple[Listing, ...]:
     return tuple(by_market[code] for code in dict.fromkeys(config.markets))
 
 
-def _single_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)
-        else:
-            leaves.append(exc)
-    return leaves[0] if len(leaves) == 1 else None
-
-
 @contextlib.asynccontextmanager
 async def open_emulator(
     config: EmulatorConfig | None = None,
@@ -604,7 +593,4 @@ async def open_emulator(
                 emulator._server.close()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        leaf = _single_leaf(group)
-        if leaf is None:
-            raise
-        raise leaf from None
+        raise_single_leaf(group)

@@ -14,6 +14,7 @@ import orjson
 import trio
 import trio_websocket
 
+from engine._groups import raise_single_leaf
 from engine.testing import Emulator, EmulatorConfig, open_emulator
 
 #: A small catalog: starts in milliseconds, covers KRW (with levels), BTC and USDT quotes.
@@ -42,18 +43,6 @@ def config(**changes: object) -> EmulatorConfig:
 async def emulator(**changes: object) -> AsyncIterator[Emulator]:
     async with open_emulator(config(**changes)) as emu:
         yield emu
-
-
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    leaves = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)
-        else:
-            leaves.append(exc)
-    return leaves[0] if len(leaves) == 1 else None
 
 
 @contextlib.asynccontextmanager
@@ -86,10 +75,7 @@ async def connect(
                     await ws.aclose()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        leaf = _single(group)
-        if leaf is None:
-            raise
-        raise leaf from None
+        raise_single_leaf(group)
     finally:
         await trio.aclose_forcefully(stream)
 
