@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 import trio
 import trio_websocket
+import wsproto.utilities
 
 from engine.testing._auth import AuthResult
 from engine.testing._feed import Feed
@@ -189,6 +190,16 @@ class Session:
                 if not self.stream.closed:
                     await self.stream.aclose()
                 nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # trio-websocket answers a client ping that arrives after our close frame with a
+            # pong wsproto refuses (trio-websocket #184). That ends this connection, never the
+            # emulator.
+            refused, rest = group.split(wsproto.utilities.LocalProtocolError)
+            if refused is not None:
+                self.close_reason = self.close_reason or "client pinged after the close frame"
+                await trio.aclose_forcefully(self.stream)
+            if rest is not None:
+                raise rest from None
         finally:
             self._finish()
 

@@ -432,3 +432,49 @@ async def test_controls_on_a_closed_connection_say_so(autojump_clock: MockClock)
             emu.inject_error(1)
         with pytest.raises(KeyError, match="no connection 2"):
             emu.stall(2)
+
+
+async def _read_until_close_frame(stream: trio.SocketStream) -> bytes:
+    """Read the upgrade response and server frames until a close frame (opcode 8) is complete."""
+    data = b""
+    while True:
+        _, sep, frames = data.partition(b"\r\n\r\n")
+        while sep and len(frames) >= 2:
+            length = frames[1] & 0x7F
+            offset = 2
+            if length == 126:
+                length, offset = int.from_bytes(frames[2:4], "big"), 4
+            if len(frames) < offset + length:
+                break
+            if frames[0] & 0x0F == 0x8:
+                return data
+            frames = frames[offset + length :]
+        chunk = await stream.receive_some(4096)
+        assert chunk, "the emulator hung up before its close frame"
+        data += chunk
+
+
+async def test_a_ping_after_the_servers_close_does_not_stop_the_emulator(
+    autojump_clock: MockClock,
+) -> None:
+    async with emulator() as emu:
+        stream = await trio.open_tcp_stream("127.0.0.1", emu.port)
+        async with stream:
+            await stream.send_all(
+                b"GET /websocket/v1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            # "hello" is not JSON: Upbit answers WRONG_FORMAT, then closes.
+            await stream.send_all(bytes((0x81, 0x85)) + b"\x00\x00\x00\x00" + b"hello")
+            buffer = (await _read_until_close_frame(stream)).partition(b"\r\n\r\n")
+            assert buffer[1], "no upgrade response"
+            # Instead of answering the close, ping: the server must not answer with a pong.
+            await stream.send_all(bytes((0x89, 0x80)) + b"\x00\x00\x00\x00")
+            with trio.move_on_after(5):
+                while await stream.receive_some(4096):
+                    pass
+        # The emulator is still serving: a new client subscribes and gets its SNAPSHOT.
+        async with connect(emu) as ws:
+            await send(ws, subscribe({"type": "ticker", "codes": ["KRW-BTC"]}))
+            assert (await recv_dict(ws))["stream_type"] == "SNAPSHOT"
