@@ -26,84 +26,40 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import attrs
+import orjson
 import trio
 import trio.testing
 
 from bench._report import write_section
-from engine.messages import Message, Orderbook, OrderbookUnit, Ticker, Trade
+from engine.messages import Message, Orderbook, Ticker, Trade
 from engine.planner import StreamKey
+from engine.protocol import decode_frame
 from engine.router import Route, Router, RoutingTable, SubscriberBuffer
+from engine.testing.marketdata import MarketSimulator, default_catalog
 
 TICKET = "realtime-0"
 BATCH = 64
 
-_TICKER = Ticker(
-    type="ticker",
-    code="KRW-BTC",
-    opening_price=1.162e8,
-    high_price=1.169e8,
-    low_price=1.158e8,
-    trade_price=1.16539e8,
-    prev_closing_price=1.162e8,
-    change="RISE",
-    change_price=339000.0,
-    signed_change_price=339000.0,
-    change_rate=0.0029,
-    signed_change_rate=0.0029,
-    trade_volume=0.0021,
-    acc_trade_volume=812.5,
-    acc_trade_volume_24h=2190.0,
-    acc_trade_price=9.46e10,
-    acc_trade_price_24h=2.55e11,
-    trade_date="20260923",
-    trade_time="031715",
-    trade_timestamp=1790133435120,
-    ask_bid="BID",
-    acc_ask_volume=401.2,
-    acc_bid_volume=411.3,
-    highest_52_week_price=1.63e8,
-    highest_52_week_date="2026-01-20",
-    lowest_52_week_price=9.88e7,
-    lowest_52_week_date="2025-11-03",
-    market_state="ACTIVE",
-    timestamp=1790133435161,
-    stream_type="REALTIME",
-)
-_TRADE = Trade(
-    type="trade",
-    code="KRW-BTC",
-    trade_price=1.1654e8,
-    trade_volume=0.004,
-    ask_bid="BID",
-    prev_closing_price=1.162e8,
-    change="RISE",
-    change_price=340000.0,
-    trade_date="2026-09-23",
-    trade_time="03:18:34",
-    trade_timestamp=1790133513990,
-    timestamp=1790133514039,
-    sequential_id=0,
-    best_ask_price=1.1654e8,
-    best_ask_size=0.021,
-    best_bid_price=1.16539e8,
-    best_bid_size=0.08,
-    stream_type="REALTIME",
-)
-_BOOK = Orderbook(
-    type="orderbook",
-    code="KRW-BTC",
-    total_ask_size=2.5,
-    total_bid_size=1.6,
-    orderbook_units=tuple(
-        OrderbookUnit(1.1654e8 + 1000 * i, 1.1653e8 - 1000 * i, 0.1, 0.2) for i in range(30)
-    ),
-    timestamp=1790134742106,
-    stream_type="REALTIME",
-)
+
+M = TypeVar("M", Ticker, Trade, Orderbook)
+
+
+def _sample(data_type: str, model: type[M]) -> M:
+    """A realistic REALTIME message of the emulator's seeded market, decoded like the engine."""
+    rendered = MarketSimulator(default_catalog(), seed=0).render(data_type, "KRW-BTC", "REALTIME")
+    decoded = decode_frame(orjson.dumps(rendered))
+    assert isinstance(decoded, model)
+    return decoded
+
+
+_TICKER = _sample("ticker", Ticker)
+_TRADE = _sample("trade", Trade)
+_BOOK = _sample("orderbook", Orderbook)
 
 
 @attrs.frozen
