@@ -21,13 +21,12 @@ import trio
 from engine.events import Gap, Interrupted
 from engine.manager import Engine, open_engine
 from engine.messages import Ticker
-from engine.testing import EmulatorConfig, open_emulator
+from engine.testing import MAJOR_MARKETS, EmulatorConfig, open_emulator
 
 __all__ = ("DemoSummary", "run_demo")
 
-#: Pairs the demo streams: busy majors plus a few quieter pairs in each quote market.
-_MAJORS = ("KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE")
-_OTHERS = ("BTC-ETH", "BTC-XRP", "USDT-BTC", "USDT-ETH")
+#: The demo's KRW orderbook snapshot covers the KRW majors.
+_KRW_MAJORS = tuple(code for code in MAJOR_MARKETS if code.startswith("KRW-"))
 
 
 @attrs.frozen
@@ -107,14 +106,14 @@ async def run_demo(
                 listing.market for listing in emu.catalog if listing.market.startswith("KRW-")
             ]
             tickers, books = await eng.request_snapshots_batch(
-                [("ticker", catalog_codes), ("orderbook", list(_MAJORS))]
+                [("ticker", catalog_codes), ("orderbook", list(_KRW_MAJORS))]
             )
             snapshot_codes = len(tickers) + len(books)
             say(f"   {len(tickers)} tickers and {len(books)} orderbooks")
 
             say("3. realtime streams, merged onto the realtime tickets")
             subs = {
-                "tickers": await eng.subscribe_realtime("ticker", list(_MAJORS + _OTHERS)),
+                "tickers": await eng.subscribe_realtime("ticker", list(MAJOR_MARKETS)),
                 "trades": await eng.subscribe_realtime("trade", ["KRW-BTC", "KRW-ETH"]),
                 "book": await eng.subscribe_realtime("orderbook", ["KRW-BTC"], units=15),
                 "candles": await eng.subscribe_realtime("candle.1s", ["KRW-BTC"]),

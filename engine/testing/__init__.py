@@ -41,6 +41,7 @@ from engine.testing.introspection import (
     SubscriptionEntry,
 )
 from engine.testing.marketdata import (
+    MAJOR_MARKETS,
     Listing,
     MarketEvent,
     MarketSimulator,
@@ -52,6 +53,7 @@ from engine.testing.marketdata import (
 from engine.testing.replay import ReplayMarket
 
 __all__ = (
+    "MAJOR_MARKETS",
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_SECRET_KEY",
     "ConnectionInfo",

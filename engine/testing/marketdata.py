@@ -30,6 +30,7 @@ from engine.testing._md_pair import CANDLE_UNITS, MAX_DEPTH, Book, Candle, Pair,
 from engine.testing._md_private import Money, my_asset, my_order
 
 __all__ = (
+    "MAJOR_MARKETS",
     "Listing",
     "MarketEvent",
     "MarketSimulator",
@@ -37,6 +38,21 @@ __all__ = (
     "make_my_asset",
     "make_my_order",
     "to_simple",
+)
+
+#: Busy pairs of every quote market, always in ``default_catalog``: a catalog of just these
+#: (``EmulatorConfig(markets=MAJOR_MARKETS)``) starts in milliseconds yet covers KRW pairs with
+#: orderbook levels, BTC and USDT quotes.
+MAJOR_MARKETS: tuple[str, ...] = (
+    "KRW-BTC",
+    "KRW-ETH",
+    "KRW-XRP",
+    "KRW-SOL",
+    "KRW-DOGE",
+    "BTC-ETH",
+    "BTC-XRP",
+    "USDT-BTC",
+    "USDT-ETH",
 )
 
 _TRADE_KINDS = frozenset({"trade", "ticker", "orderbook"})

@@ -13,21 +13,10 @@ from engine.events import Gap, Interrupted
 from engine.manager import Engine, SubscriptionStream, open_engine
 from engine.messages import Message
 from engine.router import StreamItem
-from engine.testing import Emulator, EmulatorConfig, open_emulator
+from engine.testing import MAJOR_MARKETS, Emulator, EmulatorConfig, open_emulator
 from engine.testing.introspection import RequestRecord
 
-#: A small catalog: starts fast, covers KRW (with levels), BTC and USDT quotes.
-MAJORS = (
-    "KRW-BTC",
-    "KRW-ETH",
-    "KRW-XRP",
-    "KRW-SOL",
-    "KRW-DOGE",
-    "BTC-ETH",
-    "BTC-XRP",
-    "USDT-BTC",
-    "USDT-ETH",
-)
+MAJORS = MAJOR_MARKETS
 #: Bound for any single wait on the mock clock.
 WAIT = 120.0
 

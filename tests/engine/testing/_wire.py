@@ -15,20 +15,9 @@ import trio
 import trio_websocket
 
 from engine._groups import raise_single_leaf
-from engine.testing import Emulator, EmulatorConfig, open_emulator
+from engine.testing import MAJOR_MARKETS, Emulator, EmulatorConfig, open_emulator
 
-#: A small catalog: starts in milliseconds, covers KRW (with levels), BTC and USDT quotes.
-MAJORS = (
-    "KRW-BTC",
-    "KRW-ETH",
-    "KRW-XRP",
-    "KRW-SOL",
-    "KRW-DOGE",
-    "BTC-ETH",
-    "BTC-XRP",
-    "USDT-BTC",
-    "USDT-ETH",
-)
+MAJORS = MAJOR_MARKETS
 
 #: Generous bound for any single wait on the (mock) clock.
 WAIT = 300.0

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from engine.testing._md_ladder import grid_of, krw_tick, supported_levels, usdt_tick
-from engine.testing.marketdata import Listing, default_catalog
+from engine.testing.marketdata import MAJOR_MARKETS, Listing, default_catalog
 
 CAUTION = (
     "PRICE_FLUCTUATIONS",
@@ -18,17 +18,7 @@ CAUTION = (
     "GLOBAL_PRICE_DIFFERENCES",
     "CONCENTRATION_OF_SMALL_ACCOUNTS",
 )
-ALWAYS_LISTED = (
-    "KRW-BTC",
-    "KRW-ETH",
-    "KRW-XRP",
-    "KRW-SOL",
-    "KRW-DOGE",
-    "BTC-ETH",
-    "BTC-XRP",
-    "USDT-BTC",
-    "USDT-ETH",
-)
+ALWAYS_LISTED = MAJOR_MARKETS
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
@@ -213,3 +203,7 @@ def test_listing_validates_its_fields() -> None:
     listing = Listing("KRW-X", "엑스", "X", False, flags, 1.0, [0, 10], 1.0)
     assert listing.supported_levels == (0.0, 10.0)
     assert hash(listing) == hash(Listing("KRW-X", "엑스", "X", False, flags, 1.0, (0, 10), 1.0))
+
+
+def test_major_markets_span_every_quote() -> None:
+    assert {code.split("-")[0] for code in MAJOR_MARKETS} == {"KRW", "BTC", "USDT"}
