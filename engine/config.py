@@ -48,7 +48,7 @@ FORMATS: tuple[str, ...] = ("DEFAULT", "SIMPLE")
 #: JWT signing algorithms for the private endpoint; Upbit recommends HS512.
 JWT_ALGORITHMS: tuple[str, ...] = ("HS512", "HS256")
 #: Transport names ``engine.transport`` knows how to open.
-KNOWN_TRANSPORTS: tuple[str, ...] = ("trio-websocket",)
+KNOWN_TRANSPORTS: tuple[str, ...] = ("trio-websocket", "websockets")
 
 
 class OverflowPolicy(enum.Enum):

@@ -6,6 +6,11 @@ receive a frame, ping, close). That keeps the tickets independent of the library
 faster client can be dropped in (and measured) without touching them, and tests can substitute
 their own.
 
+Two implementations: :class:`TrioWebsocketTransport` (here) and
+:class:`~engine.transport_websockets.WebsocketsTransport` (Trio streams driving the ``websockets``
+package's sans-I/O protocol, with no task per connection); :func:`transport_for` picks one by
+the name ``EngineConfig.transport`` holds.
+
 Every failure surfaces as one of the library's exceptions:
 
 - :class:`ConnectionClosedError` (a :class:`~engine.errors.ConnectionFailedError`) when the peer
@@ -26,10 +31,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 import attrs
+import h11
 import trio
 import trio_websocket
+import wsproto.utilities
 
 from engine._groups import leaf_exceptions, raise_single_leaf
+from engine.config import KNOWN_TRANSPORTS
 from engine.errors import ConnectionFailedError, RateLimitedError
 
 __all__ = (
@@ -40,9 +48,14 @@ __all__ = (
     "Transport",
     "TrioWebsocketTransport",
     "WsEndpoint",
+    "TRANSPORT_NAMES",
     "parse_ws_url",
     "retry_after_seconds",
+    "transport_for",
 )
+
+#: The names :func:`transport_for` knows (``EngineConfig.transport`` chooses among them).
+TRANSPORT_NAMES = KNOWN_TRANSPORTS
 
 #: Frames larger than this are refused (close 1009). Upbit frames are a few KiB; a 30-unit
 #: orderbook in DEFAULT format is about 3 KiB, so 4 MiB leaves room for *_LIST batches.
@@ -228,9 +241,17 @@ class TrioWebsocketTransport:
         stream: trio.abc.Stream
         if endpoint.secure:
             context = self.ssl_context or ssl.create_default_context()
-            stream = await trio.open_ssl_over_tcp_stream(
+            ssl_stream = await trio.open_ssl_over_tcp_stream(
                 endpoint.host, endpoint.port, ssl_context=context, https_compatible=True
             )
+            try:
+                # Here, not inside trio-websocket: there a refused certificate would only end its
+                # reader task, and the connect would wait out its whole timeout.
+                await ssl_stream.do_handshake()
+            except BaseException:
+                await trio.aclose_forcefully(ssl_stream)
+                raise
+            stream = ssl_stream
         else:
             stream = await trio.open_tcp_stream(endpoint.host, endpoint.port)
         try:
@@ -289,6 +310,31 @@ def _connect_error(url: str, exc: BaseException, connect_timeout: float) -> Base
                 detail=(exc.body or b"")[:200].decode("utf-8", "replace"),
             )
         return HandshakeRejectedError(exc.status_code, exc.body or b"")
+    if isinstance(exc, trio.BrokenResourceError):
+        # A TLS failure (e.g. an untrusted certificate); the cause says which.
+        return ConnectionFailedError(f"could not connect to {url}: {exc.__cause__ or exc!r}")
+    if isinstance(exc, _GARBLED_HANDSHAKE):
+        return ConnectionFailedError(
+            f"could not connect to {url}: the answer is not a valid WebSocket handshake ({exc})"
+        )
     if isinstance(exc, trio_websocket.HandshakeError | OSError):
         return ConnectionFailedError(f"could not connect to {url}: {exc!r}")
     return exc
+
+
+# What h11 / wsproto raise, inside trio-websocket, for an answer that is not HTTP or not an upgrade.
+_GARBLED_HANDSHAKE = (h11.ProtocolError, wsproto.utilities.ProtocolError)
+
+
+def transport_for(name: str) -> Transport:
+    """A transport with default settings, by its name in :data:`TRANSPORT_NAMES`."""
+    if name == "trio-websocket":
+        return TrioWebsocketTransport()
+    if name == "websockets":
+        # Imported here: that module builds on this one.
+        from engine.transport_websockets import WebsocketsTransport
+
+        return WebsocketsTransport()
+    raise ValueError(
+        f"unknown transport {name!r}: choose one of {', '.join(map(repr, TRANSPORT_NAMES))}"
+    )

@@ -134,7 +134,7 @@ BAD_VALUES: list[tuple[str, Any]] = [
     ("catalog_instruments", None),
     ("subscriber_buffer", 0),
     ("inactive_after", 0),
-    ("transport", "websockets"),
+    ("transport", "aiohttp"),
 ]
 
 
