@@ -6,6 +6,7 @@ single writer's state.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 
 from engine._plan_efficiency import measure_efficiency
@@ -178,15 +179,30 @@ def ticket_view(
 ) -> dict[str, object]:
     """One ticket in the brief's ``registry()`` shape, plus a few fields operators need."""
     keys = status.desired if status.desired else (status.sent or ())
+    error: str | None = None
     if status.connected and status.desired:
+        # Silence counts from the later of the last frame and this connection's start: a frame
+        # of an earlier connection says nothing about this one.
+        heard = max(status.last_message or -math.inf, status.connected_at or -math.inf)
         stalled = (
             stall_after is not None
             and status.last_message is not None
-            and now - status.last_message >= stall_after
+            and (now - heard >= stall_after)
         )
         state = "inactive" if stalled else "active"
-    elif not status.connected and status.desired and status.lost_cause is not None:
-        state = "error"
+    elif status.connected:
+        state = "inactive"
+    elif status.failure is not None:
+        state, error = "error", status.failure
+    elif status.desired and status.lost_cause is not None:
+        state, error = "error", status.lost_cause
+    elif (
+        not status.desired
+        and status.failed
+        and status.failed[-1][2] >= (status.connected_at or -math.inf)
+    ):
+        # Its last subscriptions failed (a request Upbit rejected): nothing is left to carry.
+        state, error = "error", status.failed[-1][1]
     else:
         state = "inactive"
     return {
@@ -199,7 +215,9 @@ def ticket_view(
         "generation": status.generation,
         "parked": status.parked,
         "subscriptions": [sub.id for sub in live if status.ticket in sub.tickets],
-        "error": status.lost_cause if state == "error" else None,
+        "error": error,
+        "failed": {sub_id: cause for sub_id, cause, _ in status.failed},
+        "suspects": list(status.suspects),
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -87,6 +87,12 @@ class TicketChange:
     - ``hard_reset``: close the connection and reopen it with what remains (``keys``); with no
       keys, close it and stay closed.
     - ``replay``: the first set for a new connection (from ``Registry.ticket_connected``).
+    - ``probe``: this set adds exactly these subscriptions to what the connection already
+      carries, to find out whether Upbit accepts them (one step of isolating the subscription
+      whose request Upbit answered with an error frame; see ``Registry.reject``).
+    - ``serial``: the registry's number for this hand-over (0: a probe step, which confirms
+      nothing queued). Report it with the send (``Registry.ticket_sent(through=...)``) so the
+      registry retires exactly the sets this send replaced.
 
     Changes carry the connection generation they were computed for; a ticket drops changes of an
     older generation (its replay already holds the latest set).
@@ -99,6 +105,8 @@ class TicketChange:
     park: bool = False
     hard_reset: bool = False
     replay: bool = False
+    probe: tuple[str, ...] = ()
+    serial: int = 0
 
 
 def coalesce_changes(changes: Sequence[TicketChange]) -> TicketChange:
@@ -130,6 +138,7 @@ def coalesce_changes(changes: Sequence[TicketChange]) -> TicketChange:
         park=last.park and not hard,
         hard_reset=hard,
         replay=any(change.replay for change in changes),
+        serial=max(change.serial for change in changes),
     )
 
 
@@ -159,6 +168,16 @@ class TicketStatus:
     lost_cause: str | None
     #: Keys sent with a SNAPSHOT wanted and none seen yet: key -> when sent.
     awaiting_snapshot: tuple[tuple[StreamKey, float], ...]
+    #: Why the ticket stopped reconnecting (restart intensity exceeded, keys refused), until it
+    #: connects again; its subscriptions failed with this cause.
+    failure: str | None = None
+    #: When ``failure`` happened.
+    failed_at: float | None = None
+    #: Subscriptions under suspicion after an error frame, tested one request at a time by the
+    #: next connection (creation order).
+    suspects: tuple[str, ...] = ()
+    #: The latest subscriptions that failed while placed on this ticket: (id, cause, when).
+    failed: tuple[tuple[str, str, float], ...] = ()
 
     @property
     def connected(self) -> bool:
@@ -240,6 +259,9 @@ class PoolUsage:
     efficiency: Efficiency
     #: Efficiency on the wire: what open tickets last confirmed sending.
     wire_efficiency: Efficiency
+    #: Tickets per connection state (``ready``, ``backing_off``...; see
+    #: ``engine.metrics.ConnectionState``), filled in by ``Engine.get_ticket_usage``.
+    connection_states: Mapping[str, int] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -16,7 +16,7 @@ import math
 import trio
 
 from actors import ActorContext, ActorDeadError, ActorFunction, ActorRef, Reply
-from engine._snap_book import SnapshotBook
+from engine._snap_book import SnapshotBook, result_key
 from engine._snap_messages import (
     Ask,
     CoordinatorMessage,
@@ -147,14 +147,32 @@ class _Coordinator:
             self._expire(trio.current_time())
 
     def _expire(self, now: float) -> None:
+        # Streams still queued were never sent: if a ticket is holding them back for its
+        # message budget, that, not the codes, is why they timed out.
+        queued = {result_key(key) for key in self.book.queued}
         for expired in self.book.expire(now):
             start = self._starts.pop(expired.ask_id)
             reply = self._replies.pop(expired.ask_id)
             self._hub.counters.timeouts += 1
-            error = SnapshotTimeoutError(expired.missing, expired.timeout)
+            reason: str | None = None
+            free_at = self._hub.budget_free_at()
+            if free_at is not None and queued.intersection(expired.missing):
+                reason = _budget_reason(free_at, now)
+            error = SnapshotTimeoutError(expired.missing, expired.timeout, reason=reason)
             # A timeout after connection trouble says so: the codes may well be fine.
             error.__cause__ = self._hub.error_since(start)
             reply.fail(error)
+
+
+def _budget_reason(free_at: float, now: float) -> str:
+    wait = max(0.0, free_at - now)
+    return (
+        "they were never sent: the snapshot connection's message budget is spent (Upbit allows "
+        "5 requests/s and 100/min per connection) and frees in "
+        f"{wait:.1f} s (at Trio time {free_at:.1f}); merge calls with "
+        "request_snapshots_batch, space them out, raise snapshot_pool_size or pass a longer "
+        "timeout"
+    )
 
 
 def coordinator_actor(hub: Hub, tickets: int) -> ActorFunction[CoordinatorMessage]:

@@ -183,7 +183,13 @@ class Hub:
         self.rate_backoff = rate_backoff
         self.last_error: tuple[float, Exception] | None = None
         self.open_tickets: set[int] = set()
+        #: Tickets holding a batch back for their connection's message budget -> when it frees.
+        self.budget_waits: dict[int, float] = {}
         self._changed = trio.Event()
+
+    def budget_free_at(self) -> float | None:
+        """When the first ticket waiting for its message budget may send again, if any is."""
+        return min(self.budget_waits.values(), default=None)
 
     def attach(self, ref: ActorRef[CoordinatorMessage], book: SnapshotBook) -> None:
         """A coordinator incarnation is ready."""

@@ -247,7 +247,7 @@ class _Ticket:
             await self._send(conn, PING_TEXT)
         while True:
             await trio.sleep(config.coalesce_window)
-            await trio.sleep(self._limiter.delay(trio.current_time()))
+            await self._wait_budget()
             batch: Batch | None = await self._coordinator.call(
                 lambda reply: TakeBatch(self._index, self._generation, reply)
             )
@@ -260,6 +260,19 @@ class _Ticket:
             self._failures = 0
             self._report(Settled(self._index, self._generation, batch.batch_id))
             self._progress = None
+
+    async def _wait_budget(self) -> None:
+        """Wait for the connection's message limiter, telling the hub while it holds us back
+        (a request timing out meanwhile then says why, instead of blaming the codes)."""
+        now = trio.current_time()
+        delay = self._limiter.delay(now)
+        if delay <= 0:
+            return
+        self._hub.budget_waits[self._index] = now + delay
+        try:
+            await trio.sleep(delay)
+        finally:
+            self._hub.budget_waits.pop(self._index, None)
 
     async def _linger(self) -> bool:
         """Keep the connection for reuse; True when woken for more work before it expires."""

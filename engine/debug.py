@@ -2,8 +2,9 @@
 
 The actors runtime gives a frozen :class:`~actors.NodeSnapshot` of every node (state,
 generation, restarts, last exit, mailbox). The engine adds, per ticket, the registry's view
-(connection generation, desired and sent sets, parked or idle) and the router's counters, so one
-value answers "what is this connection doing and why".
+(connection generation, desired and sent sets, parked or idle), the connection's state (time in
+it, reconnects, last failure) and the router's counters, so one value answers "what is this
+connection doing and why".
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 import attrs
 
 from actors import NodeSnapshot
+from engine.metrics import TicketMetrics
 from engine.router import TicketRouteStatistics
 from engine.subscriptions import TicketStatus
 
@@ -21,10 +23,12 @@ __all__ = ("EngineTree", "TicketNode")
 
 @attrs.frozen
 class TicketNode:
-    """One ticket: registry status plus router counters (``None`` if it never routed)."""
+    """One ticket: registry status, router counters (``None`` if it never routed) and its
+    connection (``None`` for tickets without one, such as snapshot tickets)."""
 
     status: TicketStatus
     routing: TicketRouteStatistics | None
+    connection: TicketMetrics | None = None
 
     def describe(self) -> str:
         """One line: connection, what it carries, what the router did with its frames."""
@@ -38,13 +42,23 @@ class TicketNode:
         else:
             state = "streaming"
         codes = sorted({key.code for key in status.desired if key.code})
-        text = (
-            f"{status.ticket} [{state}] generation={status.generation} "
-            f"streams={len(status.desired)} codes={len(codes)}"
-        )
+        text = f"{status.ticket} [{state}]"
+        connection = self.connection
+        if connection is not None:
+            text += (
+                f" state={connection.state.value} for {connection.time_in_state:.1f}s"
+                f" reconnects={connection.reconnects}"
+            )
+        text += f" generation={status.generation} streams={len(status.desired)} codes={len(codes)}"
+        if status.suspects:
+            text += f" suspects={','.join(status.suspects)}"
         if self.routing is not None:
             routed = sum(self.routing.routed.values())
             text += f" routed={routed} unrouted={self.routing.unrouted} stale={self.routing.stale}"
+        if connection is not None and connection.last_failure is not None:
+            text += f" last_failure={connection.last_failure!r}"
+        if status.failure is not None:
+            text += f" failed={status.failure!r}"
         return text
 
 

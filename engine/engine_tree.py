@@ -19,7 +19,20 @@ The tree (ARCHITECTURE.md section 3)::
      `- snapshots the snapshot service (its coordinator and snapshot tickets)
 
 ``rest_for_one``: if the registry actor restarts, everything after it restarts too, so no
-ticket keeps talking to a registry incarnation that no longer knows it.
+ticket keeps talking to a registry incarnation that no longer knows it. If the tickets
+supervisor itself is restarted (it gave up), the registry is told to start again every ticket
+that should carry streams: a fresh supervisor starts with no ticket children.
+
+Restart intensity is judged **per ticket** (:class:`TicketRuntime` keeps each ticket's window
+of failures, ``EngineConfig.max_restarts`` in ``restart_window``): a ticket that fails too often
+gives up alone, failing its own subscriptions with a cause that says so, and the other tickets
+carry on. The tickets supervisor's own intensity is the sum of its children's, a safety net
+that only a bug can reach.
+
+When several tickets are down at once (a server restart), :meth:`EngineCore.wait_turn` makes
+them reconnect in ticket order: a ticket does not attempt a connect while a lower ticket is also
+trying to get back (connecting or backing off), so they come back one after another, each
+through the shared connect limiter.
 """
 
 from __future__ import annotations
@@ -43,6 +56,7 @@ from actors import (
     ChildSpec,
     Jitter,
     RestartIntensity,
+    RestartWindow,
     Strategy,
     Supervisor,
     supervisor_spec,
@@ -50,7 +64,8 @@ from actors import (
 from engine.config import EngineConfig
 from engine.errors import CatalogUnavailableError, EngineClosedError
 from engine.markets import CatalogSource, MarketCatalog
-from engine.metrics import MetricsRecorder
+from engine.metrics import ConnectionState, MetricsRecorder, TicketMetrics
+from engine.planner import StreamKey
 from engine.ratelimit import RateLimitBackoff, SlidingWindowLimiter, connect_limiter
 from engine.router import RouteId, Router, SubscriberBuffer
 from engine.snapshots import SnapshotService
@@ -65,18 +80,111 @@ __all__ = ("EngineCore", "TicketRuntime", "engine_children", "root_options")
 #: The tickets supervisor's name (its children are named like the registry's tickets).
 TICKETS = "tickets"
 
+#: States in which a ticket is down and trying to come back (it holds lower tickets' turns).
+_RECONNECTING = frozenset({ConnectionState.CONNECTING, ConnectionState.BACKING_OFF})
+
+
+class _Pulse:
+    """Wakes every waiter on each :meth:`fire`; waiters re-check their condition."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def fire(self) -> None:
+        self._event.set()
+        self._event = trio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
 
 @attrs.define(eq=False)
 class TicketRuntime:
-    """What a ticket's pump writes for others to read without an actor hop."""
+    """What one realtime/private ticket keeps across its actor's incarnations, written by the
+    ticket (and its pump, without an actor hop) and read by the facade and the registry.
+
+    Nothing here is on the per-message path except ``last_frame`` and ``frames``.
+    """
 
     name: str
+    #: Position in ticket order (realtime pool first, then private).
+    index: int
+    #: ``EngineConfig.max_restarts`` failures in ``restart_window`` seconds, per ticket.
+    window: RestartWindow[str]
+    pulse: _Pulse
     #: Trio time of the last frame received on the current connection.
     last_frame: float | None = None
     #: Frames received since the engine started.
     frames: int = 0
     #: When the last abnormal loss began, until the restored connection's first frame.
     lost_at: float | None = None
+    state: ConnectionState = ConnectionState.CLOSED
+    #: Trio time ``state`` was entered.
+    since: float = 0.0
+    connects: int = 0
+    reconnects: int = 0
+    failures: int = 0
+    last_failure: str | None = None
+    last_failure_at: float | None = None
+    rejected_requests: int = 0
+    #: Streams Upbit accepted on this ticket (a SNAPSHOT came, or no error frame followed the
+    #: request): an error frame after a request is never blamed on them.
+    known_good: set[StreamKey] = attrs.field(factory=set)
+    #: While the ticket waits for Upbit to accept a probe: the streams whose SNAPSHOT is due.
+    probe_waiting: set[StreamKey] | None = None
+    probe_done: trio.Event = attrs.field(factory=trio.Event)
+
+    def enter(self, state: ConnectionState) -> None:
+        """Move to ``state`` (``since`` changes only when the state does)."""
+        if state is not self.state:
+            self.state = state
+            self.since = trio.current_time()
+            self.pulse.fire()
+
+    def connected(self) -> None:
+        """A connection was opened (its replay comes next)."""
+        if self.connects:
+            self.reconnects += 1
+        self.connects += 1
+        self.enter(ConnectionState.REPLAYING)
+
+    def note_failure(self, cause: str) -> None:
+        """Record an abnormal end of a connection or connect attempt."""
+        self.failures += 1
+        self.last_failure = cause
+        self.last_failure_at = trio.current_time()
+
+    def may_restart(self, cause: str) -> bool:
+        """Count a restart in the ticket's window; False once its intensity is exceeded."""
+        return self.window.record(trio.current_time(), cause)
+
+    def forget_restarts(self) -> None:
+        """Start a fresh intensity window (the ticket gave up; a new start is a new story)."""
+        self.window = RestartWindow(self.window.intensity)
+
+    def confirm(self, key: StreamKey) -> None:
+        """Upbit sent the SNAPSHOT of ``key``: the request carrying it was accepted."""
+        self.known_good.add(key)
+        waiting = self.probe_waiting
+        if waiting is not None:
+            waiting.discard(key)
+            if not waiting:
+                self.probe_done.set()
+
+    def metrics(self, now: float) -> TicketMetrics:
+        """A frozen view of the ticket's connection."""
+        return TicketMetrics(
+            ticket=self.name,
+            state=self.state,
+            since=self.since,
+            time_in_state=max(0.0, now - self.since),
+            connects=self.connects,
+            reconnects=self.reconnects,
+            failures=self.failures,
+            last_failure=self.last_failure,
+            last_failure_at=self.last_failure_at,
+            rejected_requests=self.rejected_requests,
+        )
 
 
 class EngineCore:
@@ -135,8 +243,12 @@ class EngineCore:
         self.instance = uuid.UUID(int=self.rng.getrandbits(128)).hex[:12]
         self.registry_ref: ActorRef[RegistryCommand] | None = None
         self.root: Supervisor | None = None
+        self._turns = _Pulse()
+        intensity = RestartIntensity(config.max_restarts, config.restart_window)
+        started = trio.current_time()
         self.tickets: dict[str, TicketRuntime] = {
-            name: TicketRuntime(name) for name in self.registry.tickets()
+            name: TicketRuntime(name, index, RestartWindow(intensity), self._turns, since=started)
+            for index, name in enumerate(self.registry.tickets())
         }
         #: Routes flagged as waiting for a SNAPSHOT, and the route ids last published.
         self.awaiting: set[RouteId] = set()
@@ -177,6 +289,27 @@ class EngineCore:
             token = jwt.encode(payload, config.secret_key, algorithm=config.jwt_algorithm)
         return [("Authorization", f"Bearer {token}")]
 
+    async def wait_turn(self, ticket: str) -> None:
+        """Return when ``ticket`` may make its next connect attempt in ticket order.
+
+        It waits while a lower ticket is also trying to get back (connecting or backing off),
+        so tickets that fail together come back one after another, in ticket order. A ticket
+        that is connected, closed or failed holds nobody back, and the wait is bounded
+        (``backoff_max + connect_timeout``, about one backoff and one connect of the lower
+        ticket), so a lower ticket that stopped trying cannot hold the others back for long.
+        """
+        me = self.tickets[ticket]
+        config = self.config
+        deadline = trio.current_time() + config.backoff_max + config.connect_timeout
+        while any(
+            other.index < me.index and other.state in _RECONNECTING
+            for other in self.tickets.values()
+        ):
+            with trio.move_on_at(deadline) as waited:
+                await self._turns.wait()
+            if waited.cancelled_caught:
+                return
+
     def tickets_supervisor(self) -> Supervisor:
         """The running tickets supervisor (raises ``ActorError`` subclasses if it is not)."""
         if self.root is None:
@@ -189,6 +322,9 @@ class EngineCore:
         # Called synchronously from Router.route: hand the news to the registry actor.
         from engine.registry_actor import SnapshotSeen
 
+        runtime = self.tickets.get(ticket)
+        if runtime is not None:
+            runtime.confirm(key)
         ref = self.registry_ref
         if ref is None:
             return
@@ -209,12 +345,26 @@ def _backoff(config: EngineConfig) -> BackoffPolicy:
 def root_options(core: EngineCore) -> dict[str, Any]:
     """Keyword arguments for the engine's root supervisor."""
     config = core.config
+
+    async def restarted(name: str, generation: int) -> None:
+        del generation
+        if name == TICKETS:
+            # A fresh tickets supervisor has no ticket children: start what should run.
+            from engine.registry_actor import Relaunch
+
+            ref = core.registry_ref
+            if ref is not None:
+                with contextlib.suppress(ActorDeadError, trio.WouldBlock):
+                    ref.cast_nowait(Relaunch())
+        await trio.lowlevel.checkpoint()
+
     return {
         "name": "engine",
         "strategy": Strategy.REST_FOR_ONE,
         "intensity": RestartIntensity(config.max_restarts, config.restart_window),
         "backoff": _backoff(config),
         "rng": core.rng,
+        "on_restart": restarted,
     }
 
 
@@ -261,7 +411,10 @@ def engine_children(core: EngineCore) -> list[ChildSpec[Any]]:
             TICKETS,
             [],
             strategy=Strategy.ONE_FOR_ONE,
-            intensity=RestartIntensity(config.max_restarts, config.restart_window),
+            # Each ticket gives up on its own (TicketRuntime.window) before this sum is reached.
+            intensity=RestartIntensity(
+                (config.max_restarts + 1) * max(1, len(core.tickets)), config.restart_window
+            ),
             backoff=_backoff(config),
             on_restart=count_restart,
         ),

@@ -127,13 +127,20 @@ class ConnectionFailedError(UpbitEngineError):
 class SnapshotTimeoutError(UpbitEngineError):
     """A snapshot request did not receive one SNAPSHOT for every requested (type, code) in time."""
 
-    def __init__(self, missing: Iterable[tuple[str, str]], timeout: float) -> None:
+    def __init__(
+        self,
+        missing: Iterable[tuple[str, str]],
+        timeout: float,
+        *,
+        reason: str | None = None,
+    ) -> None:
         self.missing: tuple[tuple[str, str], ...] = tuple(sorted(missing))
         self.timeout = timeout
+        #: Why nothing came, when the engine knows (``None``: Upbit stayed silent).
+        self.reason = reason
         names = ", ".join(f"{t}:{c}" for t, c in self.missing)
-        super().__init__(
-            f"no SNAPSHOT within {timeout:g} s for {names}; check the codes are listed and trading"
-        )
+        explanation = reason or "check the codes are listed and trading"
+        super().__init__(f"no SNAPSHOT within {timeout:g} s for {names}; {explanation}")
 
 
 class SubscriptionFailedError(UpbitEngineError):

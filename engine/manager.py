@@ -45,7 +45,7 @@ from engine.registry_actor import (
 from engine.router import StreamItem, SubscriberBuffer
 from engine.snapshots import SnapshotUsage
 from engine.subscriptions import DEFAULT_CAPACITY, Conflict, OptimizeReport, PoolUsage, Subscription
-from engine.transport import Transport, TrioWebsocketTransport
+from engine.transport import Transport, transport_for
 
 __all__ = ("Engine", "OptimizeOutcome", "SubscriptionStream", "open_engine")
 
@@ -511,16 +511,27 @@ class Engine:
 
     def get_ticket_usage(self) -> dict[str, PoolUsage | SnapshotUsage]:
         """Per pool. ``realtime`` and ``private``: tickets configured/open/parked/idle/waiting,
-        streams, codes, subscriptions and ticket efficiency (planned and on the wire), as
-        :class:`~engine.subscriptions.PoolUsage`. ``snapshot``: the snapshot pool's
-        :class:`~engine.snapshots.SnapshotUsage` (tickets open, requests in flight, ...)."""
+        tickets per connection state, streams, codes, subscriptions and ticket efficiency
+        (planned and on the wire), as :class:`~engine.subscriptions.PoolUsage`. ``snapshot``:
+        the snapshot pool's :class:`~engine.snapshots.SnapshotUsage` (tickets open, requests in
+        flight, ...)."""
         usage: dict[str, PoolUsage | SnapshotUsage] = dict(self._stream_pools())
         usage["snapshot"] = self._core.snapshots.usage()
         return usage
 
     def _stream_pools(self) -> dict[str, PoolUsage]:
-        usage = self._core.registry.usage(trio.current_time())
-        return {pool: value for pool, value in usage.items() if pool != "snapshot"}
+        core = self._core
+        usage = core.registry.usage(trio.current_time())
+        pools: dict[str, PoolUsage] = {}
+        for pool, value in usage.items():
+            if pool == "snapshot":
+                continue
+            states: dict[str, int] = {}
+            for name in core.registry.tickets(pool):
+                state = core.tickets[name].state.value
+                states[state] = states.get(state, 0) + 1
+            pools[pool] = attrs.evolve(value, connection_states=MappingProxyType(states))
+        return pools
 
     def detect_conflicts(self) -> list[Conflict]:
         """Findings: duplicate or overlapping subscriptions, streams split over tickets,
@@ -538,11 +549,25 @@ class Engine:
 
     def registry(self) -> dict[str, dict[str, object]]:
         """The brief's shape, keyed by ticket id: mode, data_types, symbols, created_at,
-        last_message, status (active | inactive | error), plus generation and parked."""
+        last_message, status (active | inactive | error), plus generation, parked,
+        subscriptions, error, failed (subscription id -> cause), suspects, and the connection:
+        state (see :class:`~engine.metrics.ConnectionState`), state_since, reconnects,
+        last_failure and last_failure_at."""
         core = self._core
-        return core.registry.registry_view(
-            trio.current_time(), stall_after=core.config.stall_timeout
-        )
+        now = trio.current_time()
+        view = core.registry.registry_view(now, stall_after=core.config.stall_timeout)
+        for name, entry in view.items():
+            runtime = core.tickets.get(name)
+            if runtime is None:
+                continue
+            entry.update(
+                state=runtime.state.value,
+                state_since=runtime.since,
+                reconnects=runtime.reconnects,
+                last_failure=runtime.last_failure,
+                last_failure_at=runtime.last_failure_at,
+            )
+        return view
 
     def metrics(self) -> EngineMetrics:
         """A frozen statistics snapshot (see :class:`~engine.metrics.EngineMetrics`)."""
@@ -564,8 +589,9 @@ class Engine:
             )
             for sub_id, stats in routing.subscribers.items()
         }
+        now = trio.current_time()
         return EngineMetrics(
-            at=trio.current_time(),
+            at=now,
             ticket_usage=MappingProxyType(self._stream_pools()),
             snapshot_usage=core.snapshots.usage(),
             subscriptions=MappingProxyType(states),
@@ -587,16 +613,26 @@ class Engine:
             connect_latency=recorder.connect_latency.summary(),
             resubscribe_latency=recorder.resubscribe_latency.summary(),
             subscribers=MappingProxyType(subscribers),
+            tickets=MappingProxyType(
+                {name: runtime.metrics(now) for name, runtime in core.tickets.items()}
+            ),
+            requests_rejected=recorder.requests_rejected,
+            tickets_failed=recorder.tickets_failed,
         )
 
     def debug_tree(self) -> EngineTree:
         """The supervision tree (states, generations, restarts, mailboxes) with each ticket's
-        registry status and routing counters."""
+        registry status, connection state and routing counters."""
         core = self._core
+        now = trio.current_time()
         routing = core.router.statistics().tickets
         tickets: Mapping[str, TicketNode] = MappingProxyType(
             {
-                name: TicketNode(core.registry.ticket_status(name), routing.get(name))
+                name: TicketNode(
+                    core.registry.ticket_status(name),
+                    routing.get(name),
+                    runtime.metrics(now) if (runtime := core.tickets.get(name)) else None,
+                )
                 for name in core.registry.tickets()
                 if not name.startswith("snapshot-")
             }
@@ -610,7 +646,7 @@ async def open_engine(
     /,
     *,
     catalog: MarketCatalog | None = None,
-    transport: Transport | None = None,
+    transport: Transport | str | None = None,
     ticket_capacity: int = DEFAULT_CAPACITY,
     **options: Any,
 ) -> AsyncIterator[Engine]:
@@ -618,15 +654,20 @@ async def open_engine(
 
     Options are :class:`~engine.config.EngineConfig` fields as keywords (applied on top of
     ``config`` if one is given); the defaults point at the real Upbit endpoints. ``catalog``
-    replaces fetching the market list (tests), ``transport`` the WebSocket implementation, and
+    replaces fetching the market list (tests), ``transport`` the WebSocket implementation (a
+    :class:`~engine.transport.Transport`, or the name of one: the ``EngineConfig.transport``
+    option), and
     ``ticket_capacity`` is the most distinct codes the planner puts on one realtime ticket
     before opening the next. Leaving the block ends every stream cleanly and stops every actor
     in reverse start order.
     """
+    if isinstance(transport, str):
+        options["transport"] = transport
+        transport = None
     engine_config = EngineConfig.from_options(config, **options)
     core = EngineCore(
         engine_config,
-        transport=transport or TrioWebsocketTransport(),
+        transport=transport or transport_for(engine_config.transport),
         catalog=catalog,
         ticket_capacity=ticket_capacity,
     )

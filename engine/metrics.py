@@ -11,6 +11,7 @@ text exposition format (version 0.0.4).
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable, Mapping
 
@@ -20,12 +21,56 @@ from engine.snapshots import SnapshotUsage
 from engine.subscriptions import PoolUsage
 
 __all__ = (
+    "ConnectionState",
     "EngineMetrics",
     "LatencySummary",
     "LatencyTracker",
     "MetricsRecorder",
     "SubscriberMetrics",
+    "TicketMetrics",
 )
+
+
+class ConnectionState(enum.StrEnum):
+    """Where a realtime or private ticket's connection is (``TicketMetrics.state``)."""
+
+    #: Waiting for its turn, the connect limiter, or the WebSocket handshake.
+    CONNECTING = "connecting"
+    #: Connected; sending its replay (and testing suspect subscriptions one by one).
+    REPLAYING = "replaying"
+    #: Replay sent: streaming its subscriptions.
+    READY = "ready"
+    #: Connected and carrying nothing, holding a parking request (soft unsubscribe).
+    PARKED = "parked"
+    #: Waiting before the next attempt: a restart backoff, or an HTTP 429/418 block.
+    BACKING_OFF = "backing_off"
+    #: No connection and none wanted (never started, or closed on purpose).
+    CLOSED = "closed"
+    #: Gave up: restart intensity exceeded, or Upbit refused the API keys. Its subscriptions
+    #: failed; a new subscription placed on it starts it again.
+    FAILED = "failed"
+
+
+@attrs.frozen
+class TicketMetrics:
+    """One realtime/private ticket's connection at a moment (``EngineMetrics.tickets``)."""
+
+    ticket: str
+    state: ConnectionState
+    #: Trio time the ticket entered ``state``.
+    since: float
+    #: Seconds in ``state`` at the snapshot.
+    time_in_state: float
+    #: Connections opened, and how many of them replaced an earlier connection.
+    connects: int
+    reconnects: int
+    #: Connections (or attempts) that ended abnormally.
+    failures: int
+    #: Why the last failure happened, and when (Trio time); ``None`` before the first.
+    last_failure: str | None
+    last_failure_at: float | None
+    #: Requests Upbit answered with an error frame that was traced to subscriptions.
+    rejected_requests: int
 
 
 @attrs.frozen
@@ -101,6 +146,10 @@ class MetricsRecorder:
         self.resubscribe_latency = LatencyTracker()
         self.snapshot_requests = 0
         self.snapshot_failures = 0
+        #: Error frames traced to the request that caused them (its subscriptions suspected).
+        self.requests_rejected = 0
+        #: Tickets that stopped reconnecting (restart intensity exceeded, refused keys).
+        self.tickets_failed = 0
 
     def count_received(self, data_type: str, count: int = 1) -> None:
         """Count ``count`` frames of ``data_type``."""
@@ -163,6 +212,12 @@ class EngineMetrics:
     resubscribe_latency: LatencySummary
     #: Per live subscription.
     subscribers: Mapping[str, SubscriberMetrics]
+    #: Per realtime/private ticket: connection state, time in state, reconnects, last failure.
+    tickets: Mapping[str, TicketMetrics] = attrs.field(factory=dict)
+    #: Error frames traced to a request (see ``TicketMetrics.rejected_requests``).
+    requests_rejected: int = 0
+    #: Tickets that gave up (restart intensity exceeded, refused keys).
+    tickets_failed: int = 0
 
     @property
     def ticket_efficiency(self) -> float:
@@ -205,6 +260,14 @@ class EngineMetrics:
             "connection_losses_total", "Connections that ended abnormally.", self.connection_losses
         )
         out.counter("ticket_restarts_total", "Ticket actor restarts.", self.restarts)
+        out.counter(
+            "requests_rejected_total",
+            "Error frames traced to the request that caused them.",
+            self.requests_rejected,
+        )
+        out.counter(
+            "tickets_failed_total", "Tickets that gave up reconnecting.", self.tickets_failed
+        )
         out.counter("gaps_total", "Outages that interrupted subscribers.", self.gaps)
         out.counter("requests_sent_total", "Requests sent on realtime tickets.", self.requests_sent)
         out.counter(
@@ -257,6 +320,31 @@ class EngineMetrics:
         ]
         for metric, text, value_of in gauges:
             out.gauge_family(metric, text, [({"pool": pool}, value_of(u)) for pool, u in pools])
+        tickets = sorted(self.tickets.items())
+        out.gauge_family(
+            "ticket_state",
+            "Connection state per ticket (1 for the current state).",
+            [
+                ({"ticket": name, "state": state.value}, int(state is info.state))
+                for name, info in tickets
+                for state in ConnectionState
+            ],
+        )
+        out.gauge_family(
+            "ticket_time_in_state_seconds",
+            "Seconds each ticket has been in its current state.",
+            [({"ticket": name}, info.time_in_state) for name, info in tickets],
+        )
+        out.counter_family(
+            "ticket_reconnects_total",
+            "Connections replacing an earlier one, per ticket.",
+            [({"ticket": name}, info.reconnects) for name, info in tickets],
+        )
+        out.counter_family(
+            "ticket_failures_total",
+            "Connections or attempts that ended abnormally, per ticket.",
+            [({"ticket": name}, info.failures) for name, info in tickets],
+        )
         subs = sorted(self.subscribers.items())
         out.counter_family(
             "subscriber_conflated_total",

@@ -15,8 +15,14 @@ Every subscription change goes through this actor's mailbox, one at a time, so t
 
 Tickets report back with their connection generation (``TicketConnected`` is a call returning
 the replay; ``TicketSent`` and ``TicketLost`` are casts); the registry ignores stale generations.
-The launcher is a separate task because starting a ticket waits for it to be ready, which needs
-this actor to answer the ticket's ``TicketConnected``.
+The launcher is a separate task so that starting and stopping tickets never holds up commands.
+
+A ticket that gives up tells the registry before it reports the loss: ``TicketGaveUp`` (its
+restart intensity was exceeded) and ``AuthFailed`` (Upbit refused the keys) fail every
+subscription on it; ``RequestRejected`` (an error frame traced to a request) fails the one
+subscription that request added, or makes the several it added *suspects* that the next
+connection tests one request at a time (``ProbePassed`` clears one); the ticket then asks
+(``WantsConnection``) whether anything is left to carry before it reconnects.
 
 A once-a-second housekeeping task feeds the registry what the hot path does not report one by
 one: the last frame time per ticket and which subscriptions received messages.
@@ -68,22 +74,23 @@ __all__ = (
     "ConsumerClosed",
     "Modify",
     "Optimize",
+    "ProbePassed",
     "RegistryCommand",
+    "Relaunch",
+    "RequestRejected",
     "SnapshotSeen",
     "Subscribe",
     "TicketConnected",
+    "TicketGaveUp",
     "TicketLost",
     "TicketSent",
     "Unsubscribe",
+    "WantsConnection",
     "registry_actor",
 )
 
 #: Seconds between housekeeping rounds (activity marks, last-frame times).
 HOUSEKEEPING_INTERVAL = 1.0
-#: Extra start time a ticket gets for an HTTP 418/429 block in force: a blocked ticket is
-#: waiting as told, not stuck, and timing its start out would only relaunch it into the same
-#: wait. Upbit's blocks grow to about 10 minutes.
-_BLOCK_ALLOWANCE = 600.0
 
 
 @attrs.frozen
@@ -153,13 +160,15 @@ class TicketConnected:
 
 @attrs.frozen
 class TicketSent:
-    """A ticket sent exactly ``keys`` (``()``: the parking request)."""
+    """A ticket sent exactly ``keys`` (``()``: the parking request); ``through`` is the highest
+    ``TicketChange.serial`` the send merged (``None``: unknown, match by set)."""
 
     ticket: str
     generation: int
     keys: tuple[StreamKey, ...]
     snapshot_keys: tuple[StreamKey, ...]
     at: float
+    through: int | None = None
 
 
 @attrs.frozen
@@ -179,6 +188,55 @@ class AuthFailed:
 
     ticket: str
     cause: str
+
+
+@attrs.frozen
+class TicketGaveUp:
+    """A ticket exceeded its restart intensity and stopped reconnecting: its subscriptions fail
+    with ``cause`` (which says how often it failed, the last failure and what to do)."""
+
+    ticket: str
+    cause: str
+
+
+@attrs.frozen
+class RequestRejected:
+    """Upbit answered a request of connection ``generation`` with an error frame.
+
+    ``keys`` are the streams that request (and any other sent just before it) added and Upbit
+    had not accepted yet; ``subscriptions`` names the subscriptions it added when the ticket
+    knows them (a probe). ``cause`` is the error to fail the culprit with.
+    """
+
+    ticket: str
+    generation: int
+    keys: frozenset[StreamKey]
+    subscriptions: tuple[str, ...] | None
+    cause: str
+
+
+@attrs.frozen
+class ProbePassed:
+    """Upbit accepted the probe that added ``subscriptions``: they are not suspects any more."""
+
+    ticket: str
+    generation: int
+    subscriptions: tuple[str, ...]
+
+
+@attrs.frozen
+class WantsConnection:
+    """Answers whether ``ticket`` should carry streams (asked after a rejection: the registry
+    has handled the ``RequestRejected`` cast before, so the answer reflects it)."""
+
+    ticket: str
+    reply: Reply[bool]
+
+
+@attrs.frozen
+class Relaunch:
+    """Start every ticket that should carry streams and is not running (the tickets supervisor
+    was restarted and lost its children)."""
 
 
 @attrs.frozen
@@ -227,6 +285,11 @@ RegistryCommand = (
     | TicketSent
     | TicketLost
     | AuthFailed
+    | TicketGaveUp
+    | RequestRejected
+    | ProbePassed
+    | WantsConnection
+    | Relaunch
     | SnapshotSeen
     | BufferFailed
     | ConsumerClosed
@@ -309,14 +372,22 @@ class _RegistryState:
                 self.on_cleanup(inactive_after, reply)
             case TicketConnected():
                 self.on_connected(command)
-            case TicketSent(ticket, generation, keys, snapshot_keys, at):
+            case TicketSent(ticket, generation, keys, snapshot_keys, at, through):
                 self.core.registry.ticket_sent(
-                    ticket, generation, keys, snapshot_keys=snapshot_keys, now=at
+                    ticket, generation, keys, snapshot_keys=snapshot_keys, through=through, now=at
                 )
             case TicketLost(ticket, generation, cause, at):
                 self.on_lost(ticket, generation, cause, at)
-            case AuthFailed(ticket, cause):
-                self.on_auth_failed(ticket, cause)
+            case AuthFailed(ticket, cause) | TicketGaveUp(ticket, cause):
+                self.on_ticket_failed(ticket, cause)
+            case RequestRejected():
+                self.on_rejected(command)
+            case ProbePassed(ticket, _, sub_ids):
+                self.core.registry.probe_passed(ticket, sub_ids)
+            case WantsConnection(ticket, reply):
+                reply.send(bool(self.core.registry.ticket_status(ticket).desired))
+            case Relaunch():
+                self.launch_needed()
             case SnapshotSeen(ticket, key, sub_id, at):
                 self.on_snapshot(ticket, key, sub_id, at)
             case BufferFailed(sub_id, cause):
@@ -452,22 +523,37 @@ class _RegistryState:
                 core.metrics.connection_losses += 1
             self.launch_needed()
 
-    def on_auth_failed(self, ticket: str, cause: str) -> None:
+    def on_ticket_failed(self, ticket: str, cause: str) -> None:
         """Fail every live subscription placed on ``ticket``; its consumers read what is
         buffered, then ``SubscriptionFailedError(cause)``. The ticket is left carrying nothing,
         so its loss relaunches nothing."""
         core = self.core
-        now = _now()
-        for sub in core.registry.subscriptions():
-            if ticket not in sub.tickets:
-                continue
+        core.metrics.tickets_failed += 1
+        failed, changes = core.registry.ticket_failed(ticket, cause, now=_now())
+        self._failed(failed, cause)
+        self.apply(changes)
+
+    def on_rejected(self, command: RequestRejected) -> None:
+        """An error frame traced to a request: fail its one subscription, or suspect several."""
+        core = self.core
+        failed, changes = core.registry.reject(
+            command.ticket,
+            command.keys,
+            command.cause,
+            subscriptions=command.subscriptions,
+            now=_now(),
+        )
+        self._failed(failed, command.cause)
+        self.apply(changes)
+
+    def _failed(self, sub_ids: Sequence[str], cause: str) -> None:
+        core = self.core
+        for sub_id in sub_ids:
             core.metrics.subscriptions_broken += 1
-            _, changes = core.registry.fail(sub.id, cause, now=now)
-            self.apply(changes)
-            buffer = core.buffers.get(sub.id)
+            buffer = core.buffers.get(sub_id)
             if buffer is not None:
                 buffer.fail(cause)
-            core.first_message_due.pop(sub.id, None)
+            core.first_message_due.pop(sub_id, None)
 
     def on_snapshot(self, ticket: str, key: StreamKey, sub_id: str, at: float) -> None:
         core = self.core
@@ -550,8 +636,9 @@ async def _launcher(
 ) -> None:
     """Start and stop ticket children, one at a time, in request order.
 
-    A start that fails (the first connection could not be made) is retried with the configured
-    backoff while the ticket is still needed; restarts after a crash are the tickets
+    A ticket reports ready at once and connects on its own, so a start only fails when the
+    tickets supervisor is not running (it restarts, or the engine stops); it is retried with the
+    configured backoff while the ticket is still needed. Restarts after a crash are the tickets
     supervisor's business.
     """
     from engine.ticket import ticket_actor
@@ -579,7 +666,6 @@ async def _launcher(
                         ticket_actor(core, name),
                         restart=Restart.TRANSIENT,
                         shutdown=config.shutdown_grace,
-                        start_timeout=config.connect_timeout * 3 + 30.0 + _BLOCK_ALLOWANCE,
                         mailbox_size=math.inf,
                     )
                 )
@@ -588,9 +674,8 @@ async def _launcher(
             except DuplicateChildError:
                 break
             except ActorError as exc:
-                # A ticket that cannot start (its connect failed during start-up) is retried
-                # with backoff; programming errors are not caught here.
-                # ChildNotRunningError: the tickets supervisor is stopping (engine shutdown).
+                # The tickets supervisor is restarting or stopping (ChildNotRunningError at
+                # engine shutdown): retried with backoff; programming errors are not caught.
                 level = logging.DEBUG if isinstance(exc, ChildNotRunningError) else logging.WARNING
                 _log.log(level, "ticket %s could not be started: %r", name, exc)
                 failures += 1

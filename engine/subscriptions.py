@@ -84,6 +84,9 @@ __all__ = (
 #: stays closed until a lower capacity is configured.
 DEFAULT_CAPACITY = 1000
 
+#: Failed subscriptions each ticket remembers for ``registry()`` (the newest ones).
+_FAILED_KEPT = 10
+
 _S = SubscriptionState
 _K = SubscriptionKind
 
@@ -100,11 +103,23 @@ class _Ticket:
     sent: tuple[StreamKey, ...] | None = None
     sent_set: frozenset[StreamKey] = frozenset()
     queued: list[tuple[StreamKey, ...]] = attrs.Factory(list)
+    #: The registry's serial of each queued set (see ``TicketChange.serial``).
+    serials: list[int] = attrs.Factory(list)
     created_at: float | None = None
     connected_at: float | None = None
     last_message: float | None = None
     lost_cause: str | None = None
     awaiting: dict[StreamKey, float] = attrs.Factory(dict)
+    failure: str | None = None
+    failed_at: float | None = None
+    suspects: list[str] = attrs.Factory(list)
+    failed: list[tuple[str, str, float]] = attrs.Factory(list)
+
+    def note_failed(self, sub_id: str, reason: str, now: float) -> None:
+        self.failed.append((sub_id, reason, now))
+        del self.failed[:-_FAILED_KEPT]
+        if sub_id in self.suspects:
+            self.suspects.remove(sub_id)
 
     def status(self) -> TicketStatus:
         return TicketStatus(
@@ -120,6 +135,10 @@ class _Ticket:
             last_message=self.last_message,
             lost_cause=self.lost_cause,
             awaiting_snapshot=tuple(self.awaiting.items()),
+            failure=self.failure,
+            failed_at=self.failed_at,
+            suspects=tuple(self.suspects),
+            failed=tuple(self.failed),
         )
 
 
@@ -167,6 +186,7 @@ class Registry:
         self._closing: dict[str, None] = {}
         self._terminal: OrderedDict[str, None] = OrderedDict()
         self._serial = 0
+        self._changes = 0
 
     # ------------------------------------------------------------------------------------------
     # Subscriptions
@@ -271,9 +291,73 @@ class Registry:
             return self._subs[sub_id], []
         was_live = sub.is_live
         sub = self._transition(sub, Event.FAIL, now, failure=reason)
+        for name in sub.tickets:
+            self._tickets[name].note_failed(sub_id, reason, now)
         changes = self._replan(sub.kind, now=now) if was_live else []
         self._settle(now)
         return self._subs[sub_id], changes
+
+    def reject(
+        self,
+        ticket: str,
+        keys: Iterable[StreamKey],
+        reason: str,
+        *,
+        subscriptions: Sequence[str] | None = None,
+        now: float,
+    ) -> tuple[tuple[str, ...], list[TicketChange]]:
+        """Upbit answered a request of ``ticket`` with an error frame; ``keys`` are what that
+        request added (``subscriptions``: the ones it added, when the ticket knows them).
+
+        The suspects are the live subscriptions on ``ticket`` wanting any of ``keys`` (or the
+        live ones of ``subscriptions``). One suspect fails with ``reason``; several are kept as
+        the ticket's suspects, and its next connection tests them one request at a time (see
+        :meth:`ticket_connected`). Returns the ids that failed and the changes to send.
+        """
+        state = self._ticket(ticket)
+        if subscriptions is not None:
+            named = set(subscriptions)
+            found = [sub for sub in self.subscriptions() if sub.id in named]
+        else:
+            wanted = set(keys)
+            found = [
+                sub
+                for sub in self.subscriptions()
+                if ticket in sub.tickets and not wanted.isdisjoint(sub.keys)
+            ]
+        if not found:
+            return (), []
+        if len(found) == 1:
+            sub, changes = self.fail(found[0].id, reason, now=now)
+            return (sub.id,), changes
+        known = set(state.suspects)
+        state.suspects.extend(sub.id for sub in found if sub.id not in known)
+        state.suspects.sort(key=lambda sub_id: self._subs[sub_id].serial)
+        return (), []
+
+    def probe_passed(self, ticket: str, subscriptions: Iterable[str]) -> None:
+        """Upbit accepted the request that added ``subscriptions``: they are suspects no more."""
+        passed = set(subscriptions)
+        state = self._ticket(ticket)
+        state.suspects = [sub_id for sub_id in state.suspects if sub_id not in passed]
+
+    def ticket_failed(
+        self, ticket: str, reason: str, *, now: float
+    ) -> tuple[tuple[str, ...], list[TicketChange]]:
+        """``ticket`` stopped reconnecting (restart intensity exceeded, or Upbit refused its
+        keys): every live subscription on it fails with ``reason``, and ``registry_view`` shows
+        the ticket as ``error`` until it connects again. Returns the failed ids and changes."""
+        state = self._ticket(ticket)
+        state.failure = reason
+        state.failed_at = now
+        failed: list[str] = []
+        changes: list[TicketChange] = []
+        for sub in self.subscriptions():
+            if ticket in sub.tickets:
+                _, more = self.fail(sub.id, reason, now=now)
+                failed.append(sub.id)
+                changes.extend(more)
+        return tuple(failed), changes
 
     def mark_active(self, sub_id: str, *, now: float) -> Subscription:
         """A message was delivered to ``sub_id`` at ``now`` (call at most every second or so).
@@ -314,23 +398,75 @@ class Registry:
         state.sent = None
         state.sent_set = frozenset()
         state.queued = []
+        state.serials = []
         state.connected_at = now
         state.lost_cause = None
         state.awaiting = {}
+        state.failure = None
+        state.failed_at = None
         if state.created_at is None:
             state.created_at = now
         if not state.desired:
             return []
-        wanted = frozenset() if state.mode is _K.PRIVATE else frozenset(state.desired)
-        replay = TicketChange(
-            ticket=ticket,
-            generation=generation,
-            keys=state.desired,
-            snapshot_wanted=wanted,
-            replay=True,
-        )
-        state.queued.append(replay.keys)
-        return [replay]
+        steps = self._probe_steps(state, generation)
+        # Only the step carrying the whole set confirms the queued replay.
+        steps[-1] = attrs.evolve(steps[-1], serial=self._queue(state, state.desired))
+        return steps
+
+    def _probe_steps(self, state: _Ticket, generation: int) -> list[TicketChange]:
+        """The replay of a new connection: one complete set, or, while some subscriptions are
+        suspects, the set without them followed by one step per suspect adding its streams."""
+        private = state.mode is _K.PRIVATE
+        suspects = [
+            self._subs[sub_id]
+            for sub_id in state.suspects
+            if sub_id in self._live and state.name in self._subs[sub_id].tickets
+        ]
+        state.suspects = [sub.id for sub in suspects]
+        if not suspects:
+            wanted = frozenset() if private else frozenset(state.desired)
+            return [
+                TicketChange(
+                    ticket=state.name,
+                    generation=generation,
+                    keys=state.desired,
+                    snapshot_wanted=wanted,
+                    replay=True,
+                )
+            ]
+        suspect_ids = {sub.id for sub in suspects}
+        trusted: set[StreamKey] = set()
+        for sub_id in self._live:
+            if sub_id not in suspect_ids and state.name in self._subs[sub_id].tickets:
+                trusted.update(self._subs[sub_id].keys)
+        carried = {key for key in state.desired if key in trusted}
+        steps: list[TicketChange] = []
+        if carried:
+            base = tuple(key for key in state.desired if key in carried)
+            steps.append(
+                TicketChange(
+                    ticket=state.name,
+                    generation=generation,
+                    keys=base,
+                    snapshot_wanted=frozenset() if private else frozenset(base),
+                    replay=True,
+                )
+            )
+        for sub in suspects:
+            mine = {key for key in sub.keys if key in state.desired}
+            carried |= mine
+            steps.append(
+                TicketChange(
+                    ticket=state.name,
+                    generation=generation,
+                    keys=tuple(key for key in state.desired if key in carried),
+                    # A joiner of streams already carried still wants its own SNAPSHOT.
+                    snapshot_wanted=frozenset() if private else frozenset(mine),
+                    replay=True,
+                    probe=(sub.id,),
+                )
+            )
+        return steps
 
     def replay_request(self, ticket: str, generation: int) -> tuple[StreamKey, ...]:
         """The keys a connection of ``generation`` must send, in creation order (stale: ``()``)."""
@@ -346,12 +482,16 @@ class Registry:
         keys: Iterable[StreamKey],
         *,
         snapshot_keys: Iterable[StreamKey] = (),
+        through: int | None = None,
         now: float,
     ) -> bool:
         """The connection sent a request carrying exactly ``keys`` (``()``: the parking request).
 
         ``snapshot_keys`` are the keys sent without ``is_only_realtime`` (a SNAPSHOT is due);
-        :meth:`note_snapshot` clears them. Returns False, changing nothing, if stale.
+        :meth:`note_snapshot` clears them. ``through`` is the highest ``TicketChange.serial``
+        the send merged: every set queued up to it is retired (0 retires nothing). Without it,
+        the send retires the queued sets up to the first one equal to ``keys``. Returns False,
+        changing nothing, if stale.
         """
         state = self._ticket(ticket)
         if state.generation != generation:
@@ -359,16 +499,25 @@ class Registry:
         sent = tuple(keys)
         state.sent = sent
         state.sent_set = frozenset(sent)
-        # Sets are sent in the order they were handed over (possibly skipping some), so this
-        # send retires every queued set up to the one it matches.
         sent_as_set = state.sent_set
-        for index, queued in enumerate(state.queued):
-            if frozenset(queued) == sent_as_set:
-                del state.queued[: index + 1]
-                # Equal sets queued right after it (a re-send for a joiner) are this send too.
-                while state.queued and frozenset(state.queued[0]) == sent_as_set:
-                    del state.queued[0]
-                break
+        if through is not None:
+            # The ticket merged every hand-over up to ``through`` into this send: even when a
+            # burst went back and forth (A, B, A), nothing queued before it is still to come.
+            kept = [(s, q) for s, q in zip(state.serials, state.queued, strict=True) if s > through]
+            state.serials = [s for s, _ in kept]
+            state.queued = [q for _, q in kept]
+        else:
+            # Sets are sent in the order they were handed over (possibly skipping some), so this
+            # send retires every queued set up to the one it matches.
+            for index, queued in enumerate(state.queued):
+                if frozenset(queued) == sent_as_set:
+                    del state.queued[: index + 1]
+                    del state.serials[: index + 1]
+                    # Equal sets queued right after it (a re-send for a joiner) are this send.
+                    while state.queued and frozenset(state.queued[0]) == sent_as_set:
+                        del state.queued[0]
+                        del state.serials[0]
+                    break
         state.awaiting = {key: at for key, at in state.awaiting.items() if key in sent_as_set}
         if state.mode is not _K.PRIVATE:
             for key in snapshot_keys:
@@ -390,6 +539,7 @@ class Registry:
         state.sent = None
         state.sent_set = frozenset()
         state.queued = []
+        state.serials = []
         state.lost_cause = cause
         state.awaiting = {}
         for sub_id in list(self._live):
@@ -574,14 +724,17 @@ class Registry:
         Lists tickets that are connected, should carry something, or failed. ``status`` is
         ``"active"`` (connected with streams; ``"inactive"`` instead if ``stall_after`` is given
         and no frame came for that long), ``"error"`` (streams wanted but the connection was
-        lost abnormally) or ``"inactive"``.
+        lost abnormally; or the ticket gave up, see :meth:`ticket_failed`; or it carries nothing
+        because its last subscriptions failed) or ``"inactive"``. ``failed`` maps the latest
+        subscriptions that failed on the ticket to their cause.
         """
         live = self.subscriptions()
         view: dict[str, dict[str, object]] = {}
         for name, state in self._tickets.items():
-            if state.generation is None and not state.desired:
+            entry = ticket_view(state.status(), live, now=now, stall_after=stall_after)
+            if state.generation is None and not state.desired and entry["status"] != "error":
                 continue
-            view[name] = ticket_view(state.status(), live, now=now, stall_after=stall_after)
+            view[name] = entry
         return view
 
     def usage(self, now: float) -> dict[str, PoolUsage]:
@@ -742,7 +895,7 @@ class Registry:
             )
             if change is None:
                 continue
-            state.queued.append(change.keys)
+            change = attrs.evolve(change, serial=self._queue(state, change.keys))
             (gaining if set(new) - set(old) else others).append(change)
         self._where[kind] = {key: name for name, keys in packed.items() for key in keys}
         for sub_id in list(self._live):
@@ -772,13 +925,14 @@ class Registry:
         else:
             wanted = frozenset(new_set - old_set) | frozenset(joiners & new_set)
 
-        def change(**flags: bool) -> TicketChange:
+        def change(*, hard_reset: bool = False, park: bool = False) -> TicketChange:
             return TicketChange(
                 ticket=state.name,
                 generation=generation,
                 keys=new,
                 snapshot_wanted=wanted,
-                **flags,
+                hard_reset=hard_reset,
+                park=park,
             )
 
         if hard:
@@ -793,6 +947,13 @@ class Registry:
             # The private endpoint serves no public snapshot to park on: close instead.
             return change(hard_reset=True) if state.mode is _K.PRIVATE else change(park=True)
         return change()
+
+    def _queue(self, state: _Ticket, keys: tuple[StreamKey, ...]) -> int:
+        """Record ``keys`` as handed to ``state``'s connection; returns the hand-over's serial."""
+        self._changes += 1
+        state.queued.append(keys)
+        state.serials.append(self._changes)
+        return self._changes
 
     def _settle(self, now: float) -> None:
         """Apply what the wire now says: APPLIED to subscriptions fully sent, STOPPED to

@@ -2,16 +2,25 @@
 
 Theory of operation
 -------------------
-One incarnation runs connections one after another (a hard reset closes and reopens without a
-restart). For each connection, with a fresh engine-wide generation number ``g``:
+An incarnation reports ready to its supervisor at once, then runs connections one after
+another (a hard reset closes and reopens without a restart). Whether the *connection* is back
+is the ticket's own state (:class:`~engine.metrics.ConnectionState`, kept in its
+:class:`~engine.engine_tree.TicketRuntime`): waiting inside the supervisor's start would hold up
+every other restart, stop and start of the tickets supervisor for as long as a connect or an
+HTTP 418 block lasts. For each connection, with a fresh engine-wide generation number ``g``:
 
-1. wait for the shared connect limiter (5 connects/s per IP) and any 429/418 block in force;
-2. connect; tell the router (``ticket_connected``: frames of ``g`` are routed from now on, every
-   public route waits for its SNAPSHOT again, an open outage turns into a Gap);
-3. ask the registry for the replay (``TicketConnected``: the whole desired set in creation
-   order) and send it as ONE request, then the text ``PING`` if configured; only now is the
-   ticket ready (``task_status.started()``), so a restarted ticket is "back" once replayed;
-4. run three tasks until something ends the connection:
+1. ``connecting``: wait for this ticket's turn (tickets that are down together reconnect in
+   ticket order, see :meth:`~engine.engine_tree.EngineCore.wait_turn`), for any 429/418 block
+   in force (``backing_off``) and for the shared connect limiter (5 connects/s per IP);
+2. ``replaying``: connect; tell the router (``ticket_connected``: frames of ``g`` are routed
+   from now on, every public route waits for its SNAPSHOT again, an open outage turns into a
+   Gap); ask the registry for the replay (``TicketConnected``: the desired set in creation
+   order) and send it as ONE request, then the text ``PING`` if configured. While some
+   subscriptions are suspects (below) the replay comes in steps instead: the set without them,
+   then one request per suspect adding its streams, each sent only once Upbit accepted the
+   previous one (its SNAPSHOTs came, or ``ATTRIBUTION_WINDOW`` passed without an error frame);
+3. ``ready`` (``parked`` while holding a parking request): run three tasks until something
+   ends the connection:
 
    - the **pump**: receive, ``decode_frame`` once, ``Router.route`` (no actor hop per message);
      an error frame raises :class:`~engine.errors.ServerError` (Upbit closes after one);
@@ -24,20 +33,32 @@ restart). For each connection, with a fresh engine-wide generation number ``g``:
      already streaming go with ``is_only_realtime``, an empty set parks the ticket with a
      snapshot-only request for a parking code, a hard reset ends the connection.
 
-Any failure raises out of the actor, and the tickets supervisor restarts it with backoff. On the
-way out the ticket tells the router (subscribers get ``Interrupted`` at once) and the registry
-(its subscriptions go back to PENDING until the next replay).
+How a connection ends decides what follows (``_judge``). On the way out the ticket always tells
+the router (subscribers get ``Interrupted`` at once) and the registry (``TicketLost``: its
+subscriptions go back to PENDING until the next replay), after any verdict below:
 
-One failure is not retried: a private ticket whose keys Upbit refuses (an ``INVALID_AUTH`` error
-frame, or HTTP 401 on the upgrade) would be refused again on every reconnect. It tells the
-registry (``AuthFailed``: the private subscriptions fail with a cause naming the keys) before it
-reports the loss, so nothing relaunches it, and ends normally.
+- **An error frame traced to a request.** Upbit rejects a bad request with an error frame.
+  If one arrives within ``ATTRIBUTION_WINDOW`` seconds of a request that added streams Upbit
+  has not yet accepted, those streams' subscriptions are the suspects (``RequestRejected``): one
+  suspect fails with the server's error; several are tested one by one by the next connection
+  (step 2), so only the culprit fails. The ticket reconnects at once if anything is left to
+  carry (``WantsConnection``): no restart is counted, and each rejection fails a subscription or
+  narrows the suspects, so this cannot loop. Rate-limit errors are never blamed on anyone.
+- **Refused keys** (a private ticket's ``INVALID_AUTH``, or HTTP 401 on the upgrade) would be
+  refused on every reconnect: ``AuthFailed`` fails its subscriptions and the ticket ends.
+- **Anything else** (abort, close, an error frame no request explains, a stall, a failed
+  connect) is a failure: the ticket enters ``backing_off`` and raises, and the tickets
+  supervisor restarts it with backoff. Each ticket allows ``EngineConfig.max_restarts``
+  failures in ``restart_window`` seconds; one more and it gives up (``failed``):
+  ``TicketGaveUp`` fails its subscriptions with a cause saying how often it failed, the last
+  failure and what to do, and the other tickets carry on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import trio
@@ -53,26 +74,45 @@ from engine.errors import (
 )
 from engine.markets import choose_parking_code
 from engine.messages import Candle, ErrorReply, MyAsset, MyOrder, Orderbook, StatusUp, Ticker, Trade
+from engine.metrics import ConnectionState
 from engine.planner import StreamKey, build_ticket_request, fresh_keys, parking_request
 from engine.protocol import PING_TEXT, build_request, decode_frame
 from engine.ratelimit import SlidingWindowLimiter, message_limiter
-from engine.registry_actor import AuthFailed, TicketConnected, TicketLost, TicketSent
+from engine.registry_actor import (
+    AuthFailed,
+    ProbePassed,
+    RequestRejected,
+    TicketConnected,
+    TicketGaveUp,
+    TicketLost,
+    TicketSent,
+    WantsConnection,
+)
 from engine.subscriptions import TicketChange, coalesce_changes
 from engine.transport import Connection, HandshakeRejectedError
 
 if TYPE_CHECKING:
     from engine.engine_tree import EngineCore
 
-__all__ = ("TicketOutcome", "ticket_actor")
+__all__ = ("ATTRIBUTION_WINDOW", "TicketOutcome", "ticket_actor")
 
 TicketOutcome = Literal["reset", "close"]
 """How a connection ended on purpose: reopen it (hard reset) or stay closed."""
+
+#: Seconds after a request during which an error frame is blamed on what that request added.
+#: Upbit answers a bad request at once (then closes the socket about 150 ms later), so one
+#: second covers a slow round trip; it is also how long a probe waits for Upbit to object when
+#: no SNAPSHOT can show that the request was accepted.
+ATTRIBUTION_WINDOW = 1.0
 
 _MESSAGE_TYPES = frozenset({Ticker, Trade, Orderbook, Candle, MyOrder, MyAsset})
 #: Seconds a ticket waits for the registry's answer to ``TicketConnected``.
 _REGISTRY_TIMEOUT = 10.0
 #: Upbit's answer to a refused JWT (an error frame after the first request).
 _AUTH_ERROR = "INVALID_AUTH"
+#: Error names about the sending rate, not the request's content: never blamed on a
+#: subscription (UPBIT-PROTOCOL.md 5.2; the last spelling is a third party's).
+_RATE_ERRORS = frozenset({"Too Many Requests", "I'm a teapot", "TOO_MANY_REQUEST"})
 
 
 def ticket_actor(core: EngineCore, name: str) -> Any:
@@ -94,108 +134,126 @@ class _Ticket:
         self.name = name
         self.ctx = ctx
         self.runtime = core.tickets[name]
-        self.ready = False
         self.request_ticket = f"upbit-engine-{core.instance}-{name}"
         self.streaming: frozenset[StreamKey] = frozenset()
         self.sent_codes: tuple[str, ...] = ()
-        self.auth_reported = False
+        #: Requests of this connection whose streams Upbit has not accepted yet: (sent at, the
+        #: streams they added).
+        self.recent: list[tuple[float, frozenset[StreamKey]]] = []
+        #: Keys the last request asked a SNAPSHOT for.
+        self.fresh: tuple[StreamKey, ...] = ()
+        #: The subscriptions the probe in flight adds (their request awaits Upbit's verdict).
+        self.probing: tuple[str, ...] | None = None
+        #: The verdict ``_serve`` reached for the failure it re-raises (see ``_judge``).
+        self.judged: tuple[TicketOutcome | None] | None = None
+        self.crashing = False
+        #: The last connection ended with a rejected request: ask before reconnecting.
+        self.rejected = False
 
     async def run(self, task_status: trio.TaskStatus[None]) -> None:
-        while True:
-            outcome = await self._connect_and_serve(task_status)
-            if outcome == "close" or self.ctx.stop_requested:
-                if not self.ready:
-                    self.ready = True
-                    task_status.started()
-                return
+        task_status.started()
+        try:
+            while True:
+                self.rejected = False
+                outcome = await self._connect_and_serve()
+                if outcome == "close" or self.ctx.stop_requested:
+                    return
+                if self.rejected and not await self._still_wanted():
+                    return
+        finally:
+            state = self.runtime.state
+            if not self.crashing and state is not ConnectionState.FAILED:
+                self.runtime.enter(ConnectionState.CLOSED)
+
+    async def _still_wanted(self) -> bool:
+        """Whether the registry still wants this ticket connected (after it handled the
+        rejection this ticket just reported)."""
+        ref = self.core.registry_ref
+        if ref is None:
+            return True  # the next connection finds out, and fails if it must
+        wanted: bool = await ref.call(
+            lambda reply: WantsConnection(self.name, reply), timeout=_REGISTRY_TIMEOUT
+        )
+        return wanted
 
     # -- connecting ----------------------------------------------------------------------------
 
     async def _wait_connect_slot(self) -> None:
         core = self.core
+        runtime = self.runtime
         while True:
+            runtime.enter(ConnectionState.CONNECTING)
+            await core.wait_turn(self.name)
             now = trio.current_time()
             blocked = core.rate_backoff.blocked_until(now)
             if blocked > now:
+                runtime.enter(ConnectionState.BACKING_OFF)
                 await trio.sleep_until(blocked)
                 continue
             await acquire_slot(core.connect_limiter)
             if core.rate_backoff.blocked_until(trio.current_time()) <= trio.current_time():
                 return
 
-    async def _connect_and_serve(self, task_status: trio.TaskStatus[None]) -> TicketOutcome:
+    async def _connect_and_serve(self) -> TicketOutcome:
         core = self.core
         while True:
             await self._wait_connect_slot()
-            self.auth_reported = False
+            self.judged = None
+            connected = False
             try:
                 async with core.transport.connect(
                     core.url_for(self.name),
                     headers=core.headers_for(self.name),
                     connect_timeout=core.config.connect_timeout,
                 ) as conn:
-                    return await self._serve(conn, task_status)
+                    connected = True
+                    return await self._serve(conn)
             except RateLimitedError as exc:
+                if connected:
+                    raise
                 # Upbit pushed back on the upgrade: honour the block, never hammer.
+                self.runtime.note_failure(_describe(exc))
                 core.rate_backoff.on_rejected(
                     exc.status, trio.current_time(), retry_after=exc.retry_after
                 )
             except BaseException as exc:
-                if self._auth_failure(exc) is None:
+                # A failure inside _serve was judged there, before the loss was reported.
+                judged = self._take_verdict()
+                verdict = judged[0] if judged is not None else self._judge(exc, None)
+                if verdict is None:
                     raise
-                if not self.auth_reported:  # refused at the upgrade (HTTP 401)
-                    self._report_auth_failure(exc)
-                return "close"  # normal exit: the transient ticket is not restarted
+                return verdict
 
-    def _auth_failure(self, exc: BaseException) -> str | None:
-        """The cause to report if ``exc`` means Upbit refused this private ticket's keys."""
-        if not self.name.startswith("private-"):
-            return None
-        leaves = leaf_exceptions(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
-        for leaf in leaves:
-            refused = (isinstance(leaf, ServerError) and leaf.name == _AUTH_ERROR) or (
-                isinstance(leaf, HandshakeRejectedError) and leaf.status == 401
-            )
-            if refused:
-                return (
-                    f"Upbit refused the API keys ({_describe(leaf)}): check access_key and "
-                    "secret_key (and the key's WebSocket permission), then subscribe again"
-                )
-        return None
-
-    def _report_auth_failure(self, exc: BaseException) -> bool:
-        cause = self._auth_failure(exc)
-        if cause is None:
-            return False
-        ref = self.core.registry_ref
-        if ref is not None:
-            with contextlib.suppress(ActorError, trio.WouldBlock):
-                ref.cast_nowait(AuthFailed(self.name, cause))
-        return True
-
-    async def _serve(self, conn: Connection, task_status: trio.TaskStatus[None]) -> TicketOutcome:
+    async def _serve(self, conn: Connection) -> TicketOutcome:
         core = self.core
+        runtime = self.runtime
         generation = core.next_generation()
         core.router.ticket_connected(self.name, generation, at=trio.current_time())
         core.metrics.connects += 1
-        if self.runtime.frames or self.runtime.lost_at is not None:
+        if runtime.connects:
             core.metrics.reconnects += 1
-        if self.runtime.lost_at is not None and core.registry.ticket_status(self.name).desired:
+        if runtime.lost_at is not None and core.registry.ticket_status(self.name).desired:
             core.metrics.gaps += 1  # an abnormal outage of a ticket carrying streams ends now
+        runtime.connected()
         self.streaming = frozenset()
         self.sent_codes = ()
+        self.recent = []
+        self.probing = None
         cause: str | None = "the connection ended unexpectedly"
         try:
-            outcome = await self._session(conn, generation, task_status)
+            outcome = await self._session(conn, generation)
             cause = None
+            if outcome == "close":
+                runtime.enter(ConnectionState.CLOSED)  # before anyone hears of the loss
             return outcome
         except BaseException as exc:
             cause = _describe(exc)
-            # Before the loss: the registry must fail the subscriptions before the loss would
-            # make it relaunch the ticket.
-            self.auth_reported = self._report_auth_failure(exc)
+            # Before the loss: the registry must fail or suspect subscriptions before the loss
+            # would make it relaunch the ticket for them.
+            self.judged = (self._judge(exc, generation),)
             raise
         finally:
+            self._promote(trio.current_time())
             self._report_lost(generation, cause)
 
     def _report_lost(self, generation: int, cause: str | None) -> None:
@@ -204,14 +262,96 @@ class _Ticket:
         core.router.ticket_lost(self.name, generation, cause or "closed by the engine", at=now)
         if cause is not None and self.runtime.lost_at is None:
             self.runtime.lost_at = now
-        ref = core.registry_ref
+        self._tell_registry(TicketLost(self.name, generation, cause, now))
+
+    def _tell_registry(self, message: Any) -> None:
+        ref = self.core.registry_ref
         if ref is not None:
             with contextlib.suppress(ActorError, trio.WouldBlock):
-                ref.cast_nowait(TicketLost(self.name, generation, cause, now))
+                ref.cast_nowait(message)
 
-    async def _session(
-        self, conn: Connection, generation: int, task_status: trio.TaskStatus[None]
-    ) -> TicketOutcome:
+    # -- judging how a connection ended -----------------------------------------------------------
+
+    def _judge(self, exc: BaseException, generation: int | None) -> TicketOutcome | None:
+        """What follows the failure ``exc``: ``"close"`` (handled here: the ticket ends
+        normally), ``"reset"`` (a rejected request was reported: reconnect for what remains) or
+        ``None`` (re-raise: the supervisor restarts the ticket, or it is being stopped)."""
+        leaves = leaf_exceptions(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+        if self.ctx.stop_requested or not all(isinstance(leaf, Exception) for leaf in leaves):
+            return None  # stopped or cancelled: not the connection's failure
+        runtime = self.runtime
+        auth = _auth_failure(self.name, leaves)
+        if auth is not None:
+            runtime.note_failure(auth)
+            self._tell_registry(AuthFailed(self.name, auth))
+            runtime.enter(ConnectionState.FAILED)
+            return "close"  # normal exit: the transient ticket is not restarted
+        if generation is not None and self._rejected(leaves, generation):
+            self.rejected = True
+            return "reset"  # reconnect for what remains, if anything does
+        cause = _describe(exc)
+        runtime.note_failure(cause)
+        if runtime.may_restart(cause):
+            runtime.enter(ConnectionState.BACKING_OFF)
+            self.crashing = True
+            return None
+        config = self.core.config
+        count = runtime.window.count(trio.current_time())
+        reason = (
+            f"ticket {self.name} failed {count} times within {config.restart_window:g} s "
+            f"(EngineConfig.max_restarts={config.max_restarts}), so the engine stopped "
+            f"reconnecting it; last failure: {cause}. Check the network and Upbit's service "
+            "status, then subscribe again (raise max_restarts or restart_window to keep "
+            "retrying longer)"
+        )
+        # A new subscription placed on the ticket starts it afresh, with a fresh window.
+        runtime.forget_restarts()
+        self._tell_registry(TicketGaveUp(self.name, reason))
+        runtime.enter(ConnectionState.FAILED)
+        return "close"
+
+    def _take_verdict(self) -> tuple[TicketOutcome | None] | None:
+        """The verdict ``_serve`` reached on its way out, if the failure got that far."""
+        judged, self.judged = self.judged, None
+        return judged
+
+    def _rejected(self, leaves: Sequence[BaseException], generation: int) -> bool:
+        """Trace an error frame to the request that caused it; True if one did."""
+        if not leaves or not all(isinstance(leaf, ServerError) for leaf in leaves):
+            return False
+        error = leaves[0]
+        assert isinstance(error, ServerError)
+        if error.name in _RATE_ERRORS or error.name == _AUTH_ERROR:
+            return False
+        self._promote(trio.current_time())
+        keys = frozenset(key for _, added in self.recent for key in added)
+        keys -= self.runtime.known_good
+        if not keys and self.probing is None:
+            return False  # nothing unproven was sent lately: a connection failure
+        cause = (
+            f"{error}. Upbit answered the request that added this subscription with this "
+            "error; fix its data types, codes or options, then subscribe again"
+        )
+        runtime = self.runtime
+        runtime.rejected_requests += 1
+        runtime.note_failure(str(error))
+        self.core.metrics.requests_rejected += 1
+        self._tell_registry(RequestRejected(self.name, generation, keys, self.probing, cause))
+        return True
+
+    def _promote(self, now: float) -> None:
+        """Requests older than the attribution window drew no error: Upbit accepted them."""
+        keep: list[tuple[float, frozenset[StreamKey]]] = []
+        for at, added in self.recent:
+            if now - at > ATTRIBUTION_WINDOW:
+                self.runtime.known_good.update(added)
+            else:
+                keep.append((at, added))
+        self.recent = keep
+
+    # -- one connection ------------------------------------------------------------------------
+
+    async def _session(self, conn: Connection, generation: int) -> TicketOutcome:
         core = self.core
         config = core.config
         ref = core.registry_ref
@@ -224,23 +364,69 @@ class _Ticket:
         if not replay:
             return "close"  # nothing to carry (any more): do not hold a connection open
         limiter = message_limiter(config.messages_per_second, config.messages_per_minute)
-        await self._wait_send_slot(limiter)
-        outcome = await self._send(conn, generation, coalesce_changes(replay))
-        if outcome is not None:
-            return outcome
-        if config.text_ping:
-            await self._wait_send_slot(limiter)
-            await conn.send_text(PING_TEXT)
-            core.metrics.requests_sent += 1
-        if not self.ready:
-            self.ready = True
-            task_status.started()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pump, conn, generation)
             nursery.start_soon(self._keepalive, conn)
-            outcome = await self._send_loop(conn, generation, limiter)
+            outcome = await self._replay(conn, generation, limiter, replay)
+            if outcome is None:
+                outcome = await self._send_loop(conn, generation, limiter)
             nursery.cancel_scope.cancel()
         return outcome
+
+    async def _replay(
+        self,
+        conn: Connection,
+        generation: int,
+        limiter: SlidingWindowLimiter,
+        replay: list[TicketChange],
+    ) -> TicketOutcome | None:
+        """Send the replay (one request, or the steps that test suspects), then the text PING."""
+        runtime = self.runtime
+        # Forget what the ticket no longer carries: a stream added again is unproven again.
+        runtime.known_good.intersection_update(replay[-1].keys)
+        probing = len(replay) > 1 or bool(replay[0].probe)
+        steps = replay if probing else [coalesce_changes(replay)]
+        for index, step in enumerate(steps):
+            await self._wait_send_slot(limiter)
+            self.probing = step.probe or None
+            outcome = await self._send(conn, generation, step)
+            if outcome is not None:
+                return outcome
+            if index == 0 and self.core.config.text_ping:
+                await self._wait_send_slot(limiter)
+                await conn.send_text(PING_TEXT)
+                self.core.metrics.requests_sent += 1
+            if probing:
+                await self._await_acceptance(generation, step)
+        self._serving()
+        return None
+
+    async def _await_acceptance(self, generation: int, step: TicketChange) -> None:
+        """Wait until Upbit accepted ``step``: every SNAPSHOT it asked for arrived, or the
+        attribution window passed without an error frame (which would end the connection)."""
+        runtime = self.runtime
+        unproven = set(step.keys) - runtime.known_good
+        # Only unproven streams can draw an error: a step of proven ones needs no wait.
+        waiting = {key for key in self.fresh if not key.is_private} & unproven
+        if waiting:
+            runtime.probe_done = trio.Event()
+            runtime.probe_waiting = waiting
+            try:
+                with trio.move_on_after(ATTRIBUTION_WINDOW):
+                    await runtime.probe_done.wait()
+            finally:
+                runtime.probe_waiting = None
+        elif unproven:
+            await trio.sleep(ATTRIBUTION_WINDOW)  # no SNAPSHOT can prove them: give Upbit time
+        runtime.known_good.update(step.keys)
+        self.recent = []
+        self.probing = None
+        if step.probe:
+            self._tell_registry(ProbePassed(self.name, generation, step.probe))
+
+    def _serving(self) -> None:
+        parked = not self.streaming
+        self.runtime.enter(ConnectionState.PARKED if parked else ConnectionState.READY)
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -277,6 +463,7 @@ class _Ticket:
             outcome = await self._send(conn, generation, coalesce_changes(current))
             if outcome is not None:
                 return outcome
+            self._serving()
 
     async def _send(
         self, conn: Connection, generation: int, change: TicketChange
@@ -302,14 +489,19 @@ class _Ticket:
                 keys, streaming=self.streaming, snapshot_wanted=change.snapshot_wanted
             )
         text = build_request(self.request_ticket, requests, format=core.config.format)  # type: ignore[arg-type]
+        now = trio.current_time()
+        self._promote(now)
         await conn.send_text(text)
         core.metrics.requests_sent += 1
+        added = frozenset(keys) - self.streaming - self.runtime.known_good
+        if added:
+            self.recent.append((now, added))
+        self.fresh = fresh
         self.streaming = frozenset(keys)
         self.sent_codes = tuple(dict.fromkeys(key.code for key in keys if key.code))
-        ref = core.registry_ref
-        if ref is not None:
-            with contextlib.suppress(ActorError, trio.WouldBlock):
-                ref.cast_nowait(TicketSent(self.name, generation, keys, fresh, trio.current_time()))
+        self._tell_registry(
+            TicketSent(self.name, generation, keys, fresh, trio.current_time(), change.serial)
+        )
         return None
 
     # -- receiving -----------------------------------------------------------------------------
@@ -358,6 +550,7 @@ class _Ticket:
         stall_after = config.stall_timeout if config.text_ping else None
         while True:
             await trio.sleep(config.ping_interval)
+            self._promote(trio.current_time())
             with trio.move_on_after(config.ping_timeout) as scope:
                 await conn.ping()
             if scope.cancelled_caught:
@@ -374,6 +567,22 @@ class _Ticket:
                 raise ConnectionFailedError(
                     f"stalled: no frame for {silent:.1f} s (stall_timeout {stall_after:g} s)"
                 )
+
+
+def _auth_failure(name: str, leaves: Sequence[BaseException]) -> str | None:
+    """The cause to report if ``leaves`` mean Upbit refused private ticket ``name``'s keys."""
+    if not name.startswith("private-"):
+        return None
+    for leaf in leaves:
+        refused = (isinstance(leaf, ServerError) and leaf.name == _AUTH_ERROR) or (
+            isinstance(leaf, HandshakeRejectedError) and leaf.status == 401
+        )
+        if refused:
+            return (
+                f"Upbit refused the API keys ({_describe(leaf)}): check access_key and "
+                "secret_key (and the key's WebSocket permission), then subscribe again"
+            )
+    return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -297,7 +297,9 @@ async def test_restart_types(autojump_clock: trio.abc.Clock) -> None:
 # -- intensity, escalation, backoff ------------------------------------------------------------
 
 
-async def test_gives_up_when_the_intensity_is_exceeded(autojump_clock: trio.abc.Clock) -> None:
+async def test_gives_up_when_the_intensity_is_exceeded(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     body: list[str] = []
     holder: list[Supervisor] = []
 
@@ -306,14 +308,19 @@ async def test_gives_up_when_the_intensity_is_exceeded(autojump_clock: trio.abc.
             [worker("a"), worker("b")], name="app", intensity=RestartIntensity(2, 10)
         ) as sup:
             holder.append(sup)
-            try:
-                for generation in range(3):
+            with sup.subscribe() as events:
+                try:
+                    for generation in range(2):
+                        await sup.ref("a").cast(Crash())
+                        await until(events, started(("app", "a"), generation + 1))
+                        assert sup.ref("a").generation == generation + 1
+                        # One second between crashes, so the history shows distinct times.
+                        autojump_clock.jump(1)
                     await sup.ref("a").cast(Crash())
-                    await trio.sleep(1)
-                    assert sup.ref("a").generation == generation + 1
-            except trio.Cancelled:
-                body.append("cancelled")
-                raise
+                    await trio.sleep_forever()  # the third crash exceeds the intensity
+                except trio.Cancelled:
+                    body.append("cancelled")
+                    raise
 
     with pytest.raises(SupervisorGaveUpError) as info:
         await crash_a_three_times()

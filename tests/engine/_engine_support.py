@@ -19,6 +19,13 @@ from engine.testing.introspection import RequestRecord
 MAJORS = MAJOR_MARKETS
 #: Bound for any single wait on the mock clock.
 WAIT = 120.0
+#: The transport engines in tests use; ``tests/engine/conftest.py`` sets it per test.
+TRANSPORT = "trio-websocket"
+
+
+def transport_name() -> str:
+    """The transport the current test runs on (pass it to direct ``open_engine`` calls)."""
+    return TRANSPORT
 
 
 def emulator_config(**changes: Any) -> EmulatorConfig:
@@ -32,6 +39,7 @@ async def engine_on_emulator(
     """An emulator and an engine pointed at it (seeded; text PING on by default)."""
     async with open_emulator(emulator_config(**(emulator or {}))) as emu:
         options.setdefault("seed", 1)
+        options.setdefault("transport", TRANSPORT)
         async with open_engine(ws_url=emu.ws_url, rest_url=emu.rest_url, **options) as eng:
             yield eng, emu
 

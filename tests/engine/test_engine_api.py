@@ -20,6 +20,7 @@ from ._engine_support import (
     engine_on_emulator,
     settle,
     subscribe_requests,
+    transport_name,
 )
 
 
@@ -182,7 +183,9 @@ async def test_leaving_the_block_ends_streams_and_stops_every_actor(
     autojump_clock: MockClock,
 ) -> None:
     async with open_emulator(emulator_config()) as emu:
-        async with open_engine(ws_url=emu.ws_url, rest_url=emu.rest_url, seed=3) as eng:
+        async with open_engine(
+            ws_url=emu.ws_url, rest_url=emu.rest_url, seed=3, transport=transport_name()
+        ) as eng:
             sub_id = await eng.subscribe_realtime("trade", ["KRW-BTC"])
             stream = eng.stream(sub_id)
             await collect(stream, 1)

@@ -18,7 +18,14 @@ from engine.manager import Engine, open_engine
 from engine.messages import MyAsset, MyOrder
 from engine.testing import Emulator, make_my_asset, make_my_order, open_emulator
 
-from ._engine_support import WAIT, emulator_config, receive, settle, subscribe_requests
+from ._engine_support import (
+    WAIT,
+    emulator_config,
+    receive,
+    settle,
+    subscribe_requests,
+    transport_name,
+)
 
 PUBLIC_PATH = "/websocket/v1"
 PRIVATE_PATH = "/websocket/v1/private"
@@ -34,6 +41,7 @@ async def private_engine(
     async with open_emulator(emulator_config(**(emulator or {}))) as emu:
         options.setdefault("access_key", emu.access_key)
         options.setdefault("secret_key", emu.secret_key)
+        options.setdefault("transport", transport_name())
         async with open_engine(
             ws_url=emu.ws_url,
             private_ws_url=emu.private_ws_url,
@@ -150,7 +158,9 @@ async def test_private_types_without_keys_are_refused_before_anything_is_sent(
 ) -> None:
     async with (
         open_emulator(emulator_config()) as emu,
-        open_engine(ws_url=emu.ws_url, rest_url=emu.rest_url, seed=1) as eng,
+        open_engine(
+            ws_url=emu.ws_url, rest_url=emu.rest_url, seed=1, transport=transport_name()
+        ) as eng,
     ):
         for data_type, codes in (("myOrder", ["KRW-BTC"]), ("myAsset", [])):
             with pytest.raises(InvalidSubscriptionError) as caught:

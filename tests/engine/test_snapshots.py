@@ -301,6 +301,31 @@ async def test_never_more_than_the_message_limit_per_connection(autojump_clock: 
         assert all(times[i + 100] - times[i] > 60.0 for i in range(len(times) - 100))
 
 
+async def test_a_spent_message_budget_is_named_in_the_timeout(autojump_clock: MockClock) -> None:
+    async with emulator() as emu, service(emu) as (snapshots, _):
+        # The text PING and 99 requests spend the connection's 100 messages of this minute.
+        for index in range(99):
+            await snapshots.request([("ticker", MARKETS[index % 20])], timeout=WAIT)
+        first = emu.requests()[0].at
+        asked = trio.current_time()
+        with pytest.raises(SnapshotTimeoutError) as caught:
+            await snapshots.request([("ticker", "KRW-BTC")], timeout=5.0)
+        error = caught.value
+        assert error.missing == (("ticker", "KRW-BTC"),)
+        assert error.reason is not None
+        assert "message budget is spent" in str(error)
+        assert "100/min" in str(error)
+        assert "check the codes are listed" not in str(error)
+        # It says when the budget frees: a minute after the first message of the window.
+        wait = float(str(error).split("frees in ")[1].split(" s")[0])
+        assert abs(asked + 5.0 + wait - (first + 60.0)) < 0.5
+        # A silent code on a connection with budget left still gets the usual advice.
+        with pytest.raises(SnapshotTimeoutError) as later:
+            await snapshots.request([("ticker", "KRW-NOPE")], timeout=WAIT)
+        assert later.value.reason is None
+        assert "check the codes are listed" in str(later.value)
+
+
 async def test_only_its_own_connections_are_touched(autojump_clock: MockClock) -> None:
     realtime = [{"ticket": "realtime"}, {"type": "ticker", "codes": ["KRW-BTC"]}]
     async with (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import attrs
@@ -244,6 +245,33 @@ def test_closing_waits_for_a_queued_set_that_still_carries_the_stream() -> None:
     assert reg.subscription(sub.id).state is S.CLOSED
 
 
+def test_a_coalesced_send_of_a_burst_that_went_back_and_forth_retires_it_all() -> None:
+    # Found by the engine's fault-injection test: a burst of modifications A, B, A, B, A
+    # coalesces into one send of A; matching by set retired only up to the first A, left the
+    # rest queued for ever, and a subscription closed meanwhile never reached CLOSED.
+    reg = Registry()
+    sub, _ = reg.subscribe("ticker", ["KRW-BTC"], now=0.0)
+    connect(reg, "realtime-0")
+    other, _ = reg.subscribe("trade", ["KRW-XRP"], now=0.5)
+    changes: list[TicketChange] = []
+    for step in range(5):
+        codes = ["KRW-BTC", "KRW-ETH"] if step % 2 else ["KRW-BTC"]
+        changes.extend(reg.modify(sub.id, codes, now=1.0 + step)[1])
+    changes.extend(reg.unsubscribe(other.id, now=7.0)[1])
+    other = reg.subscription(other.id)
+    assert other.state is S.CLOSING
+    merged = coalesce_changes(changes)
+    assert merged.serial == max(change.serial for change in changes) > 0
+    assert reg.ticket_sent("realtime-0", 1, merged.keys, through=merged.serial, now=8.0)
+    assert reg.ticket_status("realtime-0").queued == ()
+    assert reg.subscription(other.id).state is S.CLOSED
+    assert reg.subscription(sub.id).state is S.ACTIVE
+    # A probe step (serial 0) confirms what it sent but retires nothing queued.
+    (change,) = reg.modify(sub.id, ["KRW-ETH"], now=9.0)[1]
+    assert reg.ticket_sent("realtime-0", 1, change.keys, through=0, now=9.0)
+    assert reg.ticket_status("realtime-0").queued == (change.keys,)
+
+
 def test_hard_unsubscribe_resets_the_connection_with_what_remains() -> None:
     reg = Registry()
     sub, _ = reg.subscribe("ticker", ["KRW-BTC"], now=0.0)
@@ -320,6 +348,136 @@ def test_a_newer_connection_supersedes_an_unreported_loss() -> None:
     assert replay.generation == 5
     assert reg.subscription(sub.id).state is S.PENDING
     assert reg.ticket_status("realtime-0").last_generation == 5
+
+
+# ---------------------------------------------------------------------------------------------
+# Error frames traced to requests; tickets that give up
+
+
+def test_a_rejected_request_with_one_suspect_fails_it_and_keeps_the_others() -> None:
+    reg = Registry()
+    good, _ = reg.subscribe("ticker", ["KRW-BTC"], now=0.0)
+    connect(reg, "realtime-0")
+    bad, (change,) = reg.subscribe("trade", ["KRW-ETH"], now=1.0)
+    send(reg, change, now=1.0)
+    failed, (after,) = reg.reject("realtime-0", {tr("KRW-ETH")}, "INVALID_PARAM: nope", now=2.0)
+    assert failed == (bad.id,)
+    assert reg.subscription(bad.id).state is S.FAILED
+    assert reg.subscription(bad.id).failure == "INVALID_PARAM: nope"
+    assert after.keys == (tk("KRW-BTC"),)
+    assert reg.subscription(good.id).state is S.ACTIVE
+    view = reg.registry_view(2.0)["realtime-0"]
+    assert view["status"] == "active"
+    assert view["failed"] == {bad.id: "INVALID_PARAM: nope"}
+    # Keys nobody wants any more blame nobody.
+    assert reg.reject("realtime-0", {tr("KRW-XRP")}, "again", now=3.0) == ((), [])
+
+
+def test_several_suspects_are_tested_one_request_each_on_the_next_connection() -> None:
+    reg = Registry()
+    base, _ = reg.subscribe("ticker", ["KRW-BTC"], now=0.0)
+    connect(reg, "realtime-0")
+    first, _ = reg.subscribe("ticker", ["KRW-ETH", "KRW-BTC"], now=1.0)
+    second, _ = reg.subscribe("trade", ["KRW-XRP"], now=1.0)
+    keys = {tk("KRW-ETH"), tr("KRW-XRP")}
+    assert reg.reject("realtime-0", keys, "INVALID_PARAM", now=2.0) == ((), [])
+    assert reg.ticket_status("realtime-0").suspects == (first.id, second.id)
+    assert reg.ticket_lost("realtime-0", 1, "Upbit error INVALID_PARAM", now=2.0)
+    steps = reg.ticket_connected("realtime-0", 2, now=3.0)
+    # The trusted set first, then one step per suspect, each adding its own streams.
+    assert [(step.keys, step.probe) for step in steps] == [
+        ((tk("KRW-BTC"),), ()),
+        ((tk("KRW-BTC"), tk("KRW-ETH")), (first.id,)),
+        ((tk("KRW-BTC"), tk("KRW-ETH"), tr("KRW-XRP")), (second.id,)),
+    ]
+    assert all(step.replay for step in steps)
+    # A joiner of a carried stream still asks for its own SNAPSHOT.
+    assert steps[1].snapshot_wanted == {tk("KRW-BTC"), tk("KRW-ETH")}
+    assert reg.ticket_status("realtime-0").queued == (steps[-1].keys,)
+    for step in steps:
+        send(reg, step, now=3.0)
+    assert reg.ticket_status("realtime-0").queued == ()
+    assert {reg.subscription(s.id).state for s in (base, first, second)} == {S.ACTIVE}
+    reg.probe_passed("realtime-0", [first.id])
+    assert reg.ticket_status("realtime-0").suspects == (second.id,)
+    # The probe of the second one drew the error: only it fails.
+    failed, _ = reg.reject("realtime-0", set(), "INVALID_PARAM", subscriptions=[second.id], now=4.0)
+    assert failed == (second.id,)
+    assert reg.ticket_status("realtime-0").suspects == ()
+    assert reg.ticket_lost("realtime-0", 2, "Upbit error INVALID_PARAM", now=4.0)
+    (replay,) = reg.ticket_connected("realtime-0", 3, now=5.0)
+    assert (replay.keys, replay.probe) == ((tk("KRW-BTC"), tk("KRW-ETH")), ())
+
+
+def test_suspects_that_left_the_ticket_are_not_probed() -> None:
+    reg = Registry()
+    connect_later, _ = reg.subscribe("ticker", ["KRW-BTC"], now=0.0)
+    connect(reg, "realtime-0")
+    first, _ = reg.subscribe("ticker", ["KRW-ETH"], now=1.0)
+    second, _ = reg.subscribe("ticker", ["KRW-XRP"], now=1.0)
+    reg.reject("realtime-0", {tk("KRW-ETH"), tk("KRW-XRP")}, "bad", now=2.0)
+    reg.ticket_lost("realtime-0", 1, "error", now=2.0)
+    reg.unsubscribe(first.id, now=2.5)
+    steps = reg.ticket_connected("realtime-0", 2, now=3.0)
+    assert [step.probe for step in steps] == [(), (second.id,)]
+    reg.unsubscribe(second.id, now=3.5)
+    reg.ticket_lost("realtime-0", 2, "error", now=4.0)
+    (replay,) = reg.ticket_connected("realtime-0", 3, now=5.0)
+    assert (replay.keys, replay.probe) == ((tk("KRW-BTC"),), ())
+    assert reg.ticket_status("realtime-0").suspects == ()
+    assert reg.subscription(connect_later.id).state is S.PENDING
+
+
+def test_a_suspect_alone_on_its_ticket_is_probed_without_a_trusted_step() -> None:
+    reg = Registry()
+    first, _ = reg.subscribe("ticker", ["KRW-ETH"], now=0.0)
+    second, _ = reg.subscribe("ticker", ["KRW-XRP"], now=0.0)
+    connect(reg, "realtime-0")
+    reg.reject("realtime-0", {tk("KRW-ETH"), tk("KRW-XRP")}, "bad", now=1.0)
+    reg.ticket_lost("realtime-0", 1, "error", now=1.0)
+    steps = reg.ticket_connected("realtime-0", 2, now=2.0)
+    assert [(step.keys, step.probe) for step in steps] == [
+        ((tk("KRW-ETH"),), (first.id,)),
+        ((tk("KRW-ETH"), tk("KRW-XRP")), (second.id,)),
+    ]
+
+
+def test_a_ticket_that_gave_up_fails_its_subscriptions_and_shows_error() -> None:
+    reg = Registry()
+    mine, _ = reg.subscribe("ticker", ["KRW-BTC"], now=0.0)
+    other, _ = reg.subscribe("ticker", ["KRW-BTC"], kind="snapshot", now=0.0)
+    connect(reg, "realtime-0")
+    reg.ticket_lost("realtime-0", 1, "1006", now=1.0)
+    failed, changes = reg.ticket_failed("realtime-0", "failed 11 times in 60 s", now=2.0)
+    assert failed == (mine.id,)
+    assert changes == []  # disconnected: nothing to send
+    assert reg.subscription(mine.id).failure == "failed 11 times in 60 s"
+    assert reg.subscription(other.id).is_live
+    assert "realtime-0" not in reg.tickets_needing_connection()
+    view = reg.registry_view(3.0)["realtime-0"]
+    assert (view["status"], view["error"]) == ("error", "failed 11 times in 60 s")
+    assert reg.ticket_status("realtime-0").failed_at == 2.0
+    # A new subscription placed on it starts it again; connecting clears the failure.
+    reg.subscribe("trade", ["KRW-ETH"], now=4.0)
+    assert "realtime-0" in reg.tickets_needing_connection()
+    connect(reg, "realtime-0", 2, now=5.0)
+    assert reg.registry_view(5.0)["realtime-0"]["status"] == "active"
+    assert reg.ticket_status("realtime-0").failure is None
+
+
+def test_a_ticket_left_empty_by_failed_subscriptions_shows_error_until_it_reconnects() -> None:
+    reg = Registry()
+    sub, _ = reg.subscribe("ticker", ["KRW-BTC"], now=0.0)
+    connect(reg, "realtime-0")
+    reg.reject("realtime-0", {tk("KRW-BTC")}, "INVALID_PARAM: no", now=1.0)
+    reg.ticket_lost("realtime-0", 1, "Upbit error INVALID_PARAM", now=1.0)
+    view = reg.registry_view(2.0)
+    assert view["realtime-0"]["status"] == "error"
+    assert view["realtime-0"]["error"] == "INVALID_PARAM: no"
+    assert view["realtime-0"]["failed"] == {sub.id: "INVALID_PARAM: no"}
+    reg.subscribe("trade", ["KRW-ETH"], now=3.0)
+    connect(reg, "realtime-0", 2, now=4.0)
+    assert reg.registry_view(5.0)["realtime-0"]["status"] == "active"
 
 
 def test_unknown_ids_say_what_to_use() -> None:
@@ -725,12 +883,77 @@ class RegistryMachine(RuleBasedStateMachine):
         generation = status.last_generation + 1
         changes = self.reg.ticket_connected(name, generation, now=self.tick())
         assert self.reg.ticket_status(name).generation == generation
-        if status.desired:
-            (replay,) = changes
-            assert replay.replay
-            assert replay.keys == status.desired == self.reg.replay_request(name, generation)
-        else:
+        if not status.desired:
             assert changes == []
+            return
+        assert all(change.replay for change in changes)
+        # The last step carries the whole set; earlier steps grow it in creation order.
+        assert changes[-1].keys == status.desired == self.reg.replay_request(name, generation)
+        suspects = self.reg.ticket_status(name).suspects
+        probes = [change.probe for change in changes if change.probe]
+        assert probes == [(sub_id,) for sub_id in suspects]
+        for earlier, later in itertools.pairwise(changes):
+            assert set(earlier.keys) <= set(later.keys)
+            assert later.probe
+        for change in changes:
+            assert list(change.keys) == [key for key in status.desired if key in change.keys]
+            for sub_id in change.probe:
+                sub = self.reg.subscription(sub_id)
+                assert sub.is_live
+                assert name in sub.tickets
+                assert {k for k in sub.keys if k in status.desired} <= set(change.keys)
+
+    @rule(data=st.data(), explicit=st.booleans())
+    def reject(self, data: st.DataObject, explicit: bool) -> None:
+        connected = [
+            name
+            for name in self.reg.tickets()
+            if self.reg.ticket_status(name).connected and self.reg.ticket_status(name).desired
+        ]
+        if not connected:
+            return
+        name = data.draw(st.sampled_from(connected))
+        desired = self.reg.ticket_status(name).desired
+        keys = set(data.draw(st.lists(st.sampled_from(desired), min_size=1, max_size=3)))
+        on_ticket = [sub for sub in self.reg.subscriptions() if name in sub.tickets]
+        if explicit:
+            named = [data.draw(st.sampled_from(on_ticket)).id]
+            suspects = named
+        else:
+            named = None
+            suspects = [sub.id for sub in on_ticket if keys & set(sub.keys)]
+        before = set(self.reg.ticket_status(name).suspects)
+        failed, _ = self.reg.reject(name, keys, "rejected", subscriptions=named, now=self.tick())
+        if len(suspects) == 1:
+            assert failed == tuple(suspects)
+            assert self.reg.subscription(suspects[0]).state is S.FAILED
+            assert suspects[0] not in self.reg.ticket_status(name).suspects
+        else:
+            assert failed == ()
+            now_suspect = self.reg.ticket_status(name).suspects
+            assert set(now_suspect) == before | set(suspects)
+            serials = [self.reg.subscription(sub_id).serial for sub_id in now_suspect]
+            assert serials == sorted(serials)
+
+    @rule(data=st.data())
+    def probe_passes(self, data: st.DataObject) -> None:
+        with_suspects = [n for n in self.reg.tickets() if self.reg.ticket_status(n).suspects]
+        if not with_suspects:
+            return
+        name = data.draw(st.sampled_from(with_suspects))
+        first = self.reg.ticket_status(name).suspects[0]
+        self.reg.probe_passed(name, [first])
+        assert first not in self.reg.ticket_status(name).suspects
+
+    @rule(data=st.data())
+    def give_up(self, data: st.DataObject) -> None:
+        name = data.draw(st.sampled_from(self.reg.tickets()))
+        on_ticket = {sub.id for sub in self.reg.subscriptions() if name in sub.tickets}
+        failed, _ = self.reg.ticket_failed(name, "gave up", now=self.tick())
+        assert set(failed) == on_ticket
+        assert all(not self.reg.subscription(sub_id).is_live for sub_id in failed)
+        if not self.reg.ticket_status(name).connected:
+            assert self.reg.registry_view(self.now)[name]["status"] == "error"
 
     @rule(data=st.data(), cause=st.sampled_from([None, "1006", "stalled"]))
     def lose(self, data: st.DataObject, cause: str | None) -> None:
