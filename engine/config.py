@@ -300,8 +300,9 @@ class EngineConfig:
     backoff_max: float = attrs.field(default=30.0, validator=_seconds())
     #: Growth of the delay per consecutive failure.
     backoff_multiplier: float = attrs.field(default=2.0, validator=_factor(1.0, 100.0))
-    #: Random spread of each delay, as a fraction of it (0.2: +/- 20 %), so tickets restarting
-    #: together do not reconnect in lockstep.
+    #: Jitter of the delays, so tickets restarting together do not reconnect in lockstep; 0 turns
+    #: it off. Snapshot tickets spread each delay by +/- this fraction; realtime tickets (restarted
+    #: by their supervisor) draw it from half to all of its nominal value for any positive value.
     backoff_jitter: float = attrs.field(default=0.2, validator=_factor(0.0, 1.0))
     #: Seed of the jitter RNG; ``None`` seeds from the OS. Set it for reproducible runs.
     seed: int | None = attrs.field(default=None, validator=_seed)
