@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import trio
 import trio.testing
@@ -381,3 +383,56 @@ def test_nothing_crosses_an_event(ops: list[tuple[str, str]]) -> None:
             continue
         assert isinstance(item, Ticker)
         assert item.trade_price == float(gaps)
+
+
+async def test_a_reader_keeps_pace_with_a_pump_that_routes_a_whole_read_per_turn() -> None:
+    # The fast transport hands a pump ~150 frames per socket read, all routed in one turn. A
+    # reader taking one item per turn would overflow this lossless buffer within a few turns.
+    buffer = SubscriberBuffer("s", max_size=1024)
+    per_turn, turns = 400, 50
+    received: list[StreamItem] = []
+
+    async def pump() -> None:
+        for turn in range(turns):
+            for index in range(per_turn):
+                buffer.put_nowait(trade(sid=turn * per_turn + index))
+            await trio.lowlevel.checkpoint()
+        while buffer.statistics().buffered:  # close() ends the stream without the rest
+            await trio.lowlevel.checkpoint()
+        buffer.close("done")
+
+    async def read() -> None:
+        async for item in buffer:
+            received.append(item)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        nursery.start_soon(pump)
+    assert len(received) == per_turn * turns
+    assert buffer.statistics().delivered == per_turn * turns
+
+
+async def test_a_reader_draining_a_full_buffer_still_lets_other_tasks_run() -> None:
+    buffer = SubscriberBuffer("s", max_size=4096)
+    for sid in range(4000):
+        buffer.put_nowait(trade(sid=sid))
+    reads = 0
+    seen_at: list[int] = []  # how many items had been read each time the other task ran
+
+    async def other_task() -> None:
+        while True:
+            seen_at.append(reads)
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other_task)
+        for _ in range(4000):
+            await buffer.receive()
+            reads += 1
+        await trio.lowlevel.checkpoint()
+        nursery.cancel_scope.cancel()
+    # Bounded streaks: a schedule point every 1024 items, so the other task runs at least once
+    # per two streaks (Trio may run the reader first in one batch and last in the next).
+    marks = [0, *seen_at, reads]
+    assert max(after - before for before, after in itertools.pairwise(marks)) <= 2 * 1024
+    assert len(seen_at) >= 2
