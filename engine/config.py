@@ -345,8 +345,10 @@ class EngineConfig:
     inactive_after: float = attrs.field(default=300.0, validator=_seconds())
 
     # Transport ---------------------------------------------------------------------------------
-    #: WebSocket implementation used by tickets.
-    transport: str = attrs.field(default="trio-websocket", validator=_choice(KNOWN_TRANSPORTS))
+    #: WebSocket implementation used by tickets: ``"websockets"`` (the websockets package's
+    #: sans-IO core on Trio streams; its receive loop measured many times faster, see
+    #: docs/BENCHMARKS.md) or ``"trio-websocket"``. Both pass the same test suite.
+    transport: str = attrs.field(default="websockets", validator=_choice(KNOWN_TRANSPORTS))
 
     def __attrs_post_init__(self) -> None:
         problems: list[str] = []

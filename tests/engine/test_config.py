@@ -50,7 +50,7 @@ def test_defaults_match_the_brief_and_upbits_documented_limits() -> None:
     assert config.catalog_ttl == 300.0
     assert config.validate_codes is True
     assert config.format in FORMATS
-    assert config.transport == "trio-websocket"
+    assert config.transport == "websockets"
     # No keys unless given.
     assert config.access_key is None
     assert config.secret_key is None
