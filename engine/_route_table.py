@@ -1,8 +1,10 @@
 """The routing table: an immutable value saying which subscriber wants which stream on which ticket.
 
-The registry builds a new table on every change and hands it to :meth:`Router.publish`, which
-swaps it in atomically. A table is a set of :class:`Route` entries ("subscriber S wants stream K
-from ticket T"), indexed by what a frame carries: (ticket, type, code). Frames do not carry the
+A table is a set of :class:`Route` entries ("subscriber S wants stream K from ticket T"),
+indexed by what a frame carries: (ticket, type, code). :meth:`Router.publish` swaps a whole
+table in; :meth:`Router.update` changes the table in force by removing and adding routes, which
+is how the registry publishes (:mod:`engine._route_publish`), since most changes touch a few
+routes of a large table. Frames do not carry the
 orderbook's requested units or level as such, so those stay per-route filters the router applies
 (the row count of ``orderbook_units`` gives the units; ``level`` is in the frame).
 

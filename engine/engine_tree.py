@@ -250,9 +250,8 @@ class EngineCore:
             name: TicketRuntime(name, index, RestartWindow(intensity), self._turns, since=started)
             for index, name in enumerate(self.registry.tickets())
         }
-        #: Routes flagged as waiting for a SNAPSHOT, and the route ids last published.
+        #: Routes flagged as waiting for a SNAPSHOT (kept by engine._route_publish).
         self.awaiting: set[RouteId] = set()
-        self.published: frozenset[RouteId] = frozenset()
         #: Subscription id -> when it was requested, until its first message.
         self.first_message_due: dict[str, float] = {}
         #: Tickets being closed by cleanup/optimize -> set once their connection is gone.

@@ -7,9 +7,9 @@ Every subscription change goes through this actor's mailbox, one at a time, so t
 
 1. applies it to the registry, which returns the :class:`~engine.subscriptions.TicketChange`
    of every connected ticket whose complete set changed;
-2. publishes a new :class:`~engine.router.RoutingTable` to the router **before** anything is
-   sent, so a SNAPSHOT a new subscriber asked for finds its wait armed, and an unsubscribed
-   subscriber receives nothing more from that instant;
+2. publishes the routing changes to the router (incrementally, ``engine._route_publish``)
+   **before** anything is sent, so a SNAPSHOT a new subscriber asked for finds its wait armed,
+   and an unsubscribed subscriber receives nothing more from that instant;
 3. casts each change to its ticket (the ticket coalesces and rate-limits the sends);
 4. asks its launcher task to start tickets that should carry streams but are not running.
 
@@ -51,9 +51,10 @@ from actors import (
     Reply,
     Restart,
 )
+from engine._route_publish import publish_routes
 from engine.errors import InvalidSubscriptionError, SubscriptionFailedError
 from engine.planner import StreamKey
-from engine.router import Route, RouteId, RoutingTable, SubscriberBuffer
+from engine.router import SubscriberBuffer
 from engine.subscriptions import (
     OptimizeReport,
     Subscription,
@@ -587,31 +588,8 @@ class _RegistryState:
         self.launch_needed()
 
     def publish(self) -> None:
-        core = self.core
-        registry = core.registry
-        previous = core.published
-        routes: list[Route] = []
-        awaiting: set[RouteId] = set()
-        for kind in (SubscriptionKind.REALTIME, SubscriptionKind.PRIVATE):
-            table = registry.routes(kind)
-            if not table:
-                continue
-            for ticket in registry.tickets(kind):
-                for key in registry.ticket_status(ticket).desired:
-                    for sub_id in table.get(key, ()):
-                        buffer = core.buffers.get(sub_id)
-                        if buffer is None:
-                            continue
-                        route_id: RouteId = (ticket, key, sub_id)
-                        wait = not key.is_private and (
-                            route_id not in previous or route_id in core.awaiting
-                        )
-                        if wait:
-                            awaiting.add(route_id)
-                        routes.append(Route(ticket, key, buffer, snapshot=wait))
-        core.router.publish(RoutingTable(routes))
-        core.awaiting = awaiting
-        core.published = frozenset(route.id for route in routes)
+        # Incremental: costs what the change touched, not every live route.
+        publish_routes(self.core)
 
     def launch_needed(self) -> None:
         for name in self.core.registry.tickets_needing_connection():

@@ -6,9 +6,12 @@ The hot path is ``ticket pump -> decode once -> Router.route -> SubscriberBuffer
 There is no task or actor hop per message: a ticket calls :meth:`Router.route` itself, and
 ``route`` never blocks, so one slow subscriber never delays another or the pump.
 
-*What to deliver* comes from the registry as an immutable :class:`RoutingTable`, swapped in whole
-by :meth:`Router.publish`. The router compiles it into one entry per ``(ticket, type, code)``
-(one dict lookup per frame) and keeps the little mutable state the table cannot know:
+*What to deliver* comes from the registry: an immutable :class:`RoutingTable` swapped in whole
+by :meth:`Router.publish`, or a change to the table in force (routes removed and added) through
+:meth:`Router.update`, which costs in proportion to the change and means exactly what publishing
+the resulting table would. The router compiles the routes into one entry per
+``(ticket, type, code)`` (one dict lookup per frame; :mod:`engine._route_index`) and keeps the
+little mutable state the table cannot know:
 
 - **generations**: :meth:`ticket_connected` opens a connection generation, :meth:`ticket_lost`
   closes it. Frames of any other generation are stale and dropped.
@@ -42,15 +45,25 @@ frames already decoded but not yet routed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, KeysView, Mapping
 from types import MappingProxyType
 from typing import Final, TypeAlias
 
 import attrs
 
-from engine._plan_keys import PRIVATE_TYPES, StreamKey
+from engine._plan_keys import StreamKey
 from engine._route_buffer import BufferStatistics, StreamItem, SubscriberBuffer
 from engine._route_dedupe import TradeWindow
+from engine._route_index import (
+    BOOK,
+    FAST_ALL,
+    FAST_REALTIME,
+    FAST_TRADE,
+    PRIVATE,
+    RouteIndex,
+    Stream,
+    Target,
+)
 from engine._route_table import Route, RouteId, RoutingTable, StreamIndex
 from engine.events import Gap, Interrupted
 from engine.messages import Message, MyAsset
@@ -75,106 +88,6 @@ SnapshotCallback: TypeAlias = Callable[[str, StreamKey, str], None]
 
 #: Trades remembered per code for de-duplication.
 DEFAULT_DEDUPE_WINDOW: Final = 256
-
-# Stream kinds.
-_STATE: Final = 0  # ticker, candle.*: one route filter-free
-_BOOK: Final = 1  # orderbook: per-route rows/level filter
-_TRADE: Final = 2  # trade: de-duplicated
-_PRIVATE: Final = 3  # myOrder, myAsset: no SNAPSHOT gating
-
-# Dispatch modes of a stream (what route() may do without the general path).
-_SLOW: Final = 0
-_FAST_REALTIME: Final = 1  # REALTIME frames go to every route
-_FAST_ALL: Final = 2  # every frame goes to every route
-_FAST_TRADE: Final = 3  # REALTIME trades with an unseen id go to every route
-
-
-def _kind(data_type: str) -> int:
-    if data_type in PRIVATE_TYPES:
-        return _PRIVATE
-    if data_type == "trade":
-        return _TRADE
-    if data_type == "orderbook":
-        return _BOOK
-    return _STATE
-
-
-class _Target:
-    """One route as the router uses it: mutable wait flag and counters."""
-
-    __slots__ = (
-        "buffer",
-        "delivered",
-        "held_back",
-        "key",
-        "level",
-        "put",
-        "route_id",
-        "rows",
-        "snapshots",
-        "subscriber",
-        "waiting",
-    )
-
-    def __init__(self, route: Route, waiting: bool) -> None:
-        self.route_id = route.id
-        self.key = route.key
-        self.subscriber = route.subscriber
-        self.buffer = route.buffer
-        self.put = route.buffer.put_nowait
-        self.rows = route.rows
-        self.level = route.level
-        self.waiting = waiting
-        # Deliveries on the general path; fast-path ones are the stream's ``broadcasts``.
-        self.delivered = 0
-        self.held_back = 0
-        self.snapshots = 0
-
-
-class _Stream:
-    """Every route reading one ``(ticket, type, code)``."""
-
-    __slots__ = (
-        "broadcasts",
-        "data_type",
-        "frames",
-        "kind",
-        "mode",
-        "puts",
-        "subscribers",
-        "targets",
-        "ticket",
-        "waiting",
-        "window",
-    )
-
-    def __init__(
-        self, index: StreamIndex, targets: tuple[_Target, ...], window: TradeWindow | None
-    ) -> None:
-        self.ticket, self.data_type, _ = index
-        self.kind = _kind(self.data_type)
-        self.targets = targets
-        self.puts = tuple(target.put for target in targets)
-        self.subscribers = tuple(target.subscriber for target in targets)
-        self.window = window
-        self.waiting = sum(1 for target in targets if target.waiting)
-        self.broadcasts = 0  # frames delivered to every route on a fast path
-        self.frames = 0  # frames through the general path
-        self.mode = _SLOW
-        self.refresh()
-
-    def refresh(self) -> None:
-        kind = self.kind
-        if kind == _PRIVATE:
-            self.mode = _FAST_ALL
-        elif self.waiting:
-            self.mode = _SLOW
-        elif kind == _STATE:
-            self.mode = _FAST_REALTIME
-        elif kind == _TRADE:
-            self.mode = _FAST_TRADE
-        else:
-            self.mode = _SLOW
 
 
 @attrs.define
@@ -282,12 +195,13 @@ class Router:
     ) -> None:
         TradeWindow(dedupe_window)  # validates
         self._on_snapshot = on_snapshot
-        self._dedupe_window = dedupe_window
-        self._table = RoutingTable()
-        self._streams: dict[StreamIndex, _Stream] = {}
-        self._by_ticket: dict[str, list[_Stream]] = {}
-        self._waiting: set[RouteId] = set()
-        self._windows: dict[str, TradeWindow] = {}
+        self._index = RouteIndex(dedupe_window)
+        # Direct references to the index's dicts (edited in place, never replaced): the hot
+        # path saves an attribute lookup per frame.
+        self._streams = self._index.streams
+        self._waiting = self._index.waiting
+        self._table: RoutingTable | None = RoutingTable()
+        self._revision = 0
         self._tickets: dict[str, _TicketState] = {}
         self._totals: dict[str, _SubscriberTotals] = {}
 
@@ -296,8 +210,22 @@ class Router:
 
     @property
     def table(self) -> RoutingTable:
-        """The table in force."""
-        return self._table
+        """The table in force (built on demand after :meth:`update`, which costs a pass over
+        every route)."""
+        table = self._table
+        if table is None:
+            table = self._table = RoutingTable(self._index.routes.values())
+        return table
+
+    @property
+    def route_ids(self) -> KeysView[RouteId]:
+        """The ids of the routes in force: a live, read-only view."""
+        return self._index.routes.keys()
+
+    @property
+    def revision(self) -> int:
+        """How many times the table in force was replaced or changed (publish or update)."""
+        return self._revision
 
     @property
     def waiting(self) -> frozenset[RouteId]:
@@ -310,52 +238,82 @@ class Router:
         Waits carry over for routes that stay; a route flagged ``snapshot=True`` that was not
         flagged in the previous table arms a new wait. A subscriber whose streams leave a ticket
         that is down receives an open-ended :class:`~engine.events.Gap` (``end=None``) at once
-        (none reaches it if its buffer is already closed).
+        (none reaches it if its buffer is already closed). Costs a pass over the whole table:
+        for a small change to a large table, :meth:`update` is the cheap way.
         """
         if not isinstance(table, RoutingTable):
             raise TypeError(f"publish takes a RoutingTable, not {type(table).__name__}")
-        previous = self._table
-        self._fold()
-        present = {route.id for route in table.routes}
-        waiting = {route_id for route_id in self._waiting if route_id in present}
-        waiting.update(table.awaiting - previous.awaiting)
-        self._waiting = waiting
-        self._table = table
-        windows: dict[str, TradeWindow] = {}
-        streams: dict[StreamIndex, _Stream] = {}
-        by_ticket: dict[str, list[_Stream]] = {}
-        for index, routes in table.streams.items():
-            window = None
-            if index[1] == "trade":
-                code = index[2]
-                window = windows.get(code) or self._windows.get(code)
-                if window is None:
-                    window = TradeWindow(self._dedupe_window)
-                windows[code] = window
-            targets = tuple(_Target(route, route.id in waiting) for route in routes)
-            stream = _Stream(index, targets, window)
-            streams[index] = stream
-            by_ticket.setdefault(index[0], []).append(stream)
-        self._windows = windows
-        self._streams = streams
-        self._by_ticket = by_ticket
-        subscribers = table.buffers
+        for stream in self._streams.values():
+            self._fold(stream)
+        self._index.rebuild(table)
+        subscribers = self._index.buffers
         self._totals = {sub: totals for sub, totals in self._totals.items() if sub in subscribers}
+        self._table = table
+        self._revision += 1
         self._settle_outages()
+
+    def update(self, *, remove: Iterable[RouteId] = (), add: Iterable[Route] = ()) -> None:
+        """Change the table in force: remove the routes ``remove`` (by id), add ``add``.
+
+        The same as publishing the table that results, where the routes left in place keep
+        their flags, but at a cost in proportion to the change rather than to the table: only
+        the streams of the routes named are touched. A route added afresh with
+        ``snapshot=True`` arms a wait. A route both removed and added is replaced as if it had
+        stayed across a publish: its wait carries over, and a ``snapshot=True`` its old version
+        lacked arms one. Raises ``ValueError``, changing nothing, if a removed route is not in
+        the table, an added one already is (and is not removed), or a subscription would have
+        two buffers.
+        """
+        removing = list(remove)
+        adding = list(add)
+        problems = self._index.problems(removing, adding)
+        if problems:
+            raise ValueError("invalid routing update: " + "; ".join(problems))
+        if not removing and not adding:
+            return
+        left, subs_gone = self._index.apply(removing, adding, self._fold)
+        for sub in subs_gone:
+            self._totals.pop(sub, None)
+        self._table = None
+        self._revision += 1
+        if left:
+            self._settle_left(left)
 
     def _settle_outages(self) -> None:
         outages = [state for state in self._tickets.values() if state.outage is not None]
         if not outages:
             return
-        on_ticket = {(route.ticket, route.subscriber) for route in self._table.routes}
+        ticket_subs = self._index.ticket_subs
         for state in outages:
             outage = state.outage
             assert outage is not None
-            for sub in [sub for sub in outage.affected if (state.name, sub) not in on_ticket]:
-                # Closed buffers (unsubscribed) drop the event; live ones learn the gap ended
-                # for them here, before any SNAPSHOT their streams' new ticket sends.
-                buffer, codes = outage.affected.pop(sub)
-                buffer.put_event(Gap(state.name, outage.start, None, outage.cause, codes))
+            here = ticket_subs.get(state.name, {})
+            for sub in [sub for sub in outage.affected if sub not in here]:
+                self._gap_left(state.name, outage, sub)
+
+    def _settle_left(self, left: list[tuple[str, str]]) -> None:
+        """Gaps for subscribers whose last route on a ticket that is down just went."""
+        candidates: dict[str, list[str]] = {}
+        for ticket, sub in left:
+            candidates.setdefault(ticket, []).append(sub)
+        ticket_subs = self._index.ticket_subs
+        # Ticket order, as a full settle would go, so a subscriber leaving several tickets that
+        # are down sees their gaps in the same order either way.
+        for state in self._tickets.values():
+            outage = state.outage
+            if outage is None or state.name not in candidates:
+                continue
+            here = ticket_subs.get(state.name, {})
+            for sub in candidates[state.name]:
+                if sub not in here and sub in outage.affected:
+                    self._gap_left(state.name, outage, sub)
+
+    @staticmethod
+    def _gap_left(ticket: str, outage: _Outage, sub: str) -> None:
+        # Closed buffers (unsubscribed) drop the event; live ones learn the gap ended for them
+        # here, before any SNAPSHOT their streams' new ticket sends.
+        buffer, codes = outage.affected.pop(sub)
+        buffer.put_event(Gap(ticket, outage.start, None, outage.cause, codes))
 
     def end_wait(self, route_id: RouteId) -> bool:
         """Stop waiting for the SNAPSHOT of ``route_id`` (``(ticket, key, subscription id)``):
@@ -413,12 +371,12 @@ class Router:
         state.connected_at = at
         outage, state.outage = state.outage, None
         if outage is not None and outage.affected:
-            here = {route.subscriber for route in self._table.routes if route.ticket == ticket}
+            here = self._index.ticket_subs.get(ticket, {})
             for sub, (buffer, codes) in outage.affected.items():
                 if sub in here:
                     buffer.put_event(Gap(ticket, outage.start, at, outage.cause, codes))
-        for stream in self._by_ticket.get(ticket, ()):
-            if stream.kind == _PRIVATE:
+        for stream in self._index.by_ticket.get(ticket, {}).values():
+            if stream.kind == PRIVATE:
                 continue
             for target in stream.targets:
                 if not target.waiting:
@@ -441,10 +399,10 @@ class Router:
         state.generation = None
         keys: dict[str, list[StreamKey]] = {}
         buffers: dict[str, SubscriberBuffer] = {}
-        for route in self._table.routes:
-            if route.ticket == ticket:
-                keys.setdefault(route.subscriber, []).append(route.key)
-                buffers[route.subscriber] = route.buffer
+        for stream in self._index.by_ticket.get(ticket, {}).values():
+            for target in stream.targets:
+                keys.setdefault(target.subscriber, []).append(target.key)
+                buffers[target.subscriber] = target.buffer
         affected = {sub: (buffers[sub], _codes_of(found)) for sub, found in keys.items()}
         state.outage = _Outage(start=at, cause=cause, affected=affected)
         for buffer, codes in affected.values():
@@ -473,13 +431,13 @@ class Router:
             state.unrouted += 1
             return 0
         mode = stream.mode
-        if mode == _FAST_REALTIME:
+        if mode == FAST_REALTIME:
             if msg.stream_type == "REALTIME":
                 for put in stream.puts:
                     put(msg)
                 stream.broadcasts += 1
                 return len(stream.puts)
-        elif mode == _FAST_TRADE:
+        elif mode == FAST_TRADE:
             if msg.stream_type == "REALTIME":
                 sequential_id = msg.sequential_id  # type: ignore[union-attr]
                 window = stream.window
@@ -490,7 +448,7 @@ class Router:
                     stream.broadcasts += 1
                     window.add(sequential_id, stream.subscribers)
                     return len(stream.puts)
-        elif mode == _FAST_ALL:
+        elif mode == FAST_ALL:
             delivered = self._broadcast(stream, msg)
             if data_type == "myOrder" and code:
                 every = self._streams.get((ticket, "myOrder", ""))
@@ -500,20 +458,20 @@ class Router:
         return self._route_general(state, stream, msg)
 
     @staticmethod
-    def _broadcast(stream: _Stream, msg: Message) -> int:
+    def _broadcast(stream: Stream, msg: Message) -> int:
         for put in stream.puts:
             put(msg)
         stream.broadcasts += 1
         return len(stream.puts)
 
-    def _route_general(self, state: _TicketState, stream: _Stream, msg: Message) -> int:
+    def _route_general(self, state: _TicketState, stream: Stream, msg: Message) -> int:
         """Every case the fast paths leave: SNAPSHOTs, waits, orderbook filters, duplicates."""
         stream.frames += 1
         snapshot = msg.stream_type != "REALTIME"
         kind = stream.kind
         rows: int | None = None
         level: float | None = None
-        if kind == _BOOK:
+        if kind == BOOK:
             rows = len(msg.orderbook_units)  # type: ignore[union-attr]
             level = msg.level  # type: ignore[union-attr]
         window = stream.window
@@ -523,7 +481,7 @@ class Router:
             sequential_id = msg.sequential_id  # type: ignore[union-attr]
             seen = window.ids.get(sequential_id)
         matched = False
-        satisfied: list[_Target] = []
+        satisfied: list[Target] = []
         got: list[str] = []
         for target in stream.targets:
             if rows is not None and (target.rows != rows or target.level != level):
@@ -565,23 +523,22 @@ class Router:
     # ------------------------------------------------------------------------------------------
     # Statistics
 
-    def _fold(self) -> None:
-        """Move the live streams' counters into the totals before the streams are replaced."""
-        for stream in self._streams.values():
-            count = stream.broadcasts + stream.frames
-            if count:
-                routed = self._state(stream.ticket).routed
-                routed[stream.data_type] = routed.get(stream.data_type, 0) + count
-            for target in stream.targets:
-                totals = self._totals.get(target.subscriber)
-                if totals is None:
-                    totals = self._totals[target.subscriber] = _SubscriberTotals()
-                delivered = target.delivered + stream.broadcasts
-                if delivered:
-                    data_type = stream.data_type
-                    totals.routed[data_type] = totals.routed.get(data_type, 0) + delivered
-                totals.held_back += target.held_back
-                totals.snapshots += target.snapshots
+    def _fold(self, stream: Stream) -> None:
+        """Move a stream's counters into the totals before its routes change or it goes."""
+        count = stream.broadcasts + stream.frames
+        if count:
+            routed = self._state(stream.ticket).routed
+            routed[stream.data_type] = routed.get(stream.data_type, 0) + count
+        for target in stream.targets:
+            totals = self._totals.get(target.subscriber)
+            if totals is None:
+                totals = self._totals[target.subscriber] = _SubscriberTotals()
+            delivered = target.delivered + stream.broadcasts
+            if delivered:
+                data_type = stream.data_type
+                totals.routed[data_type] = totals.routed.get(data_type, 0) + delivered
+            totals.held_back += target.held_back
+            totals.snapshots += target.snapshots
 
     def statistics(self) -> RouterStatistics:
         """Counters per ticket and per current subscriber, frozen."""
@@ -631,11 +588,11 @@ class Router:
                 waiting=sub_waiting.get(sub, 0),
                 buffer=buffer.statistics(),
             )
-            for sub, buffer in self._table.buffers.items()
+            for sub, buffer in self._index.buffers.items()
         }
         return RouterStatistics(
             tickets=MappingProxyType(tickets),
             subscribers=MappingProxyType(subscribers),
-            routes=len(self._table),
+            routes=len(self._index.routes),
             waiting=len(self._waiting),
         )
