@@ -200,7 +200,7 @@ class SubscriberBuffer:
             self._items.append(msg)
             self._size += 1
             if self._waiters:
-                self._lot.unpark()
+                self._wake()
             return
         self._put_slow(msg)
 
@@ -234,7 +234,15 @@ class SubscriberBuffer:
         self._items.append(value)
         self._size += 1
         if self._waiters:
-            self._lot.unpark()
+            self._wake()
+
+    def _wake(self) -> None:
+        # The count drops to 0 here, not when each reader resumes: the puts that follow in the
+        # same turn (a whole socket read) then skip the parking lot instead of calling unpark on
+        # an empty one per item. A reader cancelled while parked leaves the count stale, which
+        # costs one idle unpark_all.
+        self._waiters = 0
+        self._lot.unpark_all()
 
     def _put_slow(self, msg: Message) -> None:
         if self._closed:
@@ -437,10 +445,7 @@ class SubscriberBuffer:
         self._streak = 0
         while True:
             self._waiters += 1
-            try:
-                await self._lot.park()
-            finally:
-                self._waiters -= 1
+            await self._lot.park()
             if self._readable():
                 return self.receive_nowait()
 
