@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_emulator(args: argparse.Namespace) -> int:
+    import signal
+
     import trio
 
     from engine.testing import EmulatorConfig, Limits, open_emulator
@@ -67,25 +69,30 @@ def _run_emulator(args: argparse.Namespace) -> int:
     )
 
     async def serve() -> None:
-        async with open_emulator(config) as emulator:
-            limits = "off" if args.no_limits else "on (5 connects/s, 5 messages/s, 100/min)"
-            print(
-                f"Upbit emulator: {len(emulator.catalog)} pairs, seed {config.seed}, "
-                f"rate limits {limits}\n"
-                f"  public WebSocket   {emulator.ws_url}\n"
-                f"  private WebSocket  {emulator.private_ws_url}\n"
-                f"  REST               {emulator.rest_url}  (/v1/market/all, "
-                "/v1/orderbook/instruments)\n"
-                f"  access key         {emulator.access_key}\n"
-                f"  secret key         {emulator.secret_key}\n"
-                "Press Ctrl-C to stop.",
-                flush=True,
-            )
-            await trio.sleep_forever()
+        # Ctrl-C arrives as a message, not as KeyboardInterrupt raised inside whichever emulator
+        # task happens to run, so shutdown always goes through the normal cancellation path.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with open_emulator(config) as emulator:
+                limits = "off" if args.no_limits else "on (5 connects/s, 5 messages/s, 100/min)"
+                print(
+                    f"Upbit emulator: {len(emulator.catalog)} pairs, seed {config.seed}, "
+                    f"rate limits {limits}\n"
+                    f"  public WebSocket   {emulator.ws_url}\n"
+                    f"  private WebSocket  {emulator.private_ws_url}\n"
+                    f"  REST               {emulator.rest_url}  (/v1/market/all, "
+                    "/v1/orderbook/instruments)\n"
+                    f"  access key         {emulator.access_key}\n"
+                    f"  secret key         {emulator.secret_key}\n"
+                    "Press Ctrl-C to stop.",
+                    flush=True,
+                )
+                async for _ in signals:
+                    break
+        print("stopped", flush=True)
 
     try:
         trio.run(serve)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         print("stopped", flush=True)
         return 0
     except OSError as exc:
