@@ -3,11 +3,11 @@ incremental (``engine._route_publish``) against the from-scratch publish it repl
 
 Every change goes through the registry (sans-IO), then the routes are published to the router
 *before* anything is sent, on the Trio thread: while it runs, no frame is routed. Two worlds read
-the same registry after each change: one publishes from scratch exactly as the registry actor
-used to (every route rebuilt and validated, a new ``RoutingTable``, ``Router.publish``
-recompiling every stream), the other with :func:`engine._route_publish.publish_routes`. Each
-world has its own router and buffers; after every change both routers are checked to hold the
-same routes and waits.
+the same registry after each change: one publishes from scratch, the work every change used to
+cost (``full_routes``: every route rebuilt and validated into a new ``RoutingTable``, then
+``Router.publish`` recompiling every stream), the other with
+:func:`engine._route_publish.publish_routes`. Each world has its own router and buffers; after
+every change both routers are checked to hold the same routes and waits.
 
 Shapes:
 
@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import attrs
 
 from bench._report import write_section
-from engine._route_publish import publish_routes
-from engine.router import Route, RouteId, Router, RoutingTable, SubscriberBuffer
-from engine.subscriptions import Registry, SubscriptionKind
+from engine._route_publish import full_routes, publish_routes
+from engine.router import RouteId, Router, SubscriberBuffer
+from engine.subscriptions import Registry
 from engine.testing.marketdata import default_catalog
 
 TYPES = ("ticker", "trade", "orderbook")
@@ -57,36 +57,15 @@ class World:
     router: Router = attrs.Factory(Router)
     buffers: dict[str, SubscriberBuffer] = attrs.Factory(dict)
     awaiting: set[RouteId] = attrs.Factory(set)
-    #: Only the from-scratch publish reads this (it is how it told new routes from old ones).
-    published: frozenset[RouteId] = frozenset()
 
 
 def previous_publish(core: World) -> None:
-    """The registry actor's publish before it became incremental, kept here for comparison."""
-    registry = core.registry
-    previous = core.published
-    routes: list[Route] = []
-    awaiting: set[RouteId] = set()
-    for kind in (SubscriptionKind.REALTIME, SubscriptionKind.PRIVATE):
-        table = registry.routes(kind)
-        if not table:
-            continue
-        for ticket in registry.tickets(kind):
-            for key in registry.ticket_status(ticket).desired:
-                for sub_id in table.get(key, ()):
-                    buffer = core.buffers.get(sub_id)
-                    if buffer is None:
-                        continue
-                    route_id: RouteId = (ticket, key, sub_id)
-                    wait = not key.is_private and (
-                        route_id not in previous or route_id in core.awaiting
-                    )
-                    if wait:
-                        awaiting.add(route_id)
-                    routes.append(Route(ticket, key, buffer, snapshot=wait))
-    core.router.publish(RoutingTable(routes))
-    core.awaiting = awaiting
-    core.published = frozenset(route.id for route in routes)
+    """What every change cost before publishing became incremental: the engine's from-scratch
+    path (:func:`~engine._route_publish.full_routes`, then ``Router.publish``)."""
+    table, flagged = full_routes(core)
+    core.router.publish(table)
+    core.awaiting.clear()
+    core.awaiting.update(flagged)
 
 
 class Bench:
@@ -270,9 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     body = (
         "Cost of publishing the routing table after one registry change, on the Trio thread "
-        "(no frame is routed meanwhile). *From scratch* is the registry actor's publish as it "
-        "was (every `Route` rebuilt and validated, a new `RoutingTable`, `Router.publish` "
-        "recompiling every stream); *incremental* is `engine._route_publish.publish_routes` "
+        "(no frame is routed meanwhile). *From scratch* is what every change cost before "
+        "(`engine._route_publish.full_routes`: every `Route` rebuilt and validated into a new "
+        "`RoutingTable`, then `Router.publish` recompiling every stream); *incremental* is "
+        "`engine._route_publish.publish_routes` "
         "(only the routes of what changed, through `Router.update`). Both read the same "
         "registry after each change, in one process, and their routers are checked to agree "
         "after every change. The last column is the registry's own work for the change "
