@@ -3,7 +3,8 @@
 ``open_emulator()`` serves Upbit's public and private WebSockets and the quotation REST endpoints
 on 127.0.0.1, fed by a seeded market simulator; the :class:`Emulator` it yields shows what it saw
 and misbehaves on command. ``FaultPlan`` / ``fault_plans()`` make those faults data, so Hypothesis
-can search for the schedule that breaks a client. The pytest fixture ``upbit_emulator`` lives in
+can search for the schedule that breaks a client; ``Drift`` / ``SetDrift`` make the server depart
+from the documented wire the way Upbit's has before. The pytest fixture ``upbit_emulator`` lives in
 ``engine.testing.pytest_plugin``.
 """
 
@@ -17,6 +18,7 @@ from engine.testing.config import (
     Limits,
     Quirks,
 )
+from engine.testing.drift import Drift
 from engine.testing.emulator import Emulator, open_emulator
 from engine.testing.faults import (
     DropConnections,
@@ -27,9 +29,11 @@ from engine.testing.faults import (
     InjectMalformed,
     RejectConnects,
     RestartServer,
+    SetDrift,
     SetLatency,
     SetLimits,
     StallConnection,
+    drifts,
     fault_plans,
 )
 from engine.testing.introspection import (
@@ -57,6 +61,7 @@ __all__ = (
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_SECRET_KEY",
     "ConnectionInfo",
+    "Drift",
     "DropConnections",
     "Emulator",
     "EmulatorConfig",
@@ -77,11 +82,13 @@ __all__ = (
     "ReplayMarket",
     "RequestRecord",
     "RestartServer",
+    "SetDrift",
     "SetLatency",
     "SetLimits",
     "StallConnection",
     "SubscriptionEntry",
     "default_catalog",
+    "drifts",
     "fault_plans",
     "make_jwt",
     "make_my_asset",

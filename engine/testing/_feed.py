@@ -4,6 +4,10 @@ Throughput comes from rendering once: for each event, each distinct (type, units
 rendered once, and each distinct (type, units, level, format) is serialised and framed once; every
 subscribed connection then gets the same ``bytes`` appended to its send queue. Per-connection cost
 is a dictionary lookup and a deque append.
+
+A :class:`~engine.testing.drift.Drift` in force switches :meth:`Feed.dispatch` to a second loop
+(``_dispatch_drifted``) that reshapes each render and counts frames per connection; without one,
+the plain loop runs as it always did.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from typing import Generic, Protocol, TypeVar
 
 import trio
 
+from engine.testing._drift import ActiveDrift
 from engine.testing._render import Simplifier, encode_data
 from engine.testing._subscriptions import StreamKey
+from engine.testing.drift import Drift
 
 __all__ = ("EventLike", "Feed", "FeedStatistics", "MarketSource", "Sink")
 
@@ -53,6 +59,12 @@ class Sink(Protocol):
     def backlog(self) -> int:
         """Bytes queued and not yet written."""
 
+    def note_first(self, data_type: str, code: str, at: float) -> None:
+        """A data frame of (``data_type``, ``code``) was queued at ``at`` (keeps the first)."""
+
+    def count_data(self) -> None:
+        """One data frame was queued (drift cadence: garbage and unknown-type frames)."""
+
 
 class FeedStatistics:
     """Counters of the feed (mutable, read through ``Emulator.statistics()``)."""
@@ -61,6 +73,12 @@ class FeedStatistics:
         self.events = 0
         self.frames = 0
         self.renders = 0
+        #: Data frames (any kind) sent changed by a drift; extra frames a drift sent; SNAPSHOTs a
+        #: drift withheld.
+        self.drifted = 0
+        self.garbage = 0
+        self.unknown_types = 0
+        self.snapshots_withheld = 0
 
 
 _IDLE_INTERVAL = 0.25  # market clock period while no connection subscribes to anything
@@ -73,15 +91,18 @@ _HIGH_WATER = 1 << 20  # queued bytes (all connections) above which the feed yie
 class _Group:
     """Every connection that wants the same rendering of one code: one frame serves them all."""
 
-    __slots__ = ("data_type", "family", "format", "level", "sinks", "units")
+    __slots__ = ("code", "data_type", "family", "format", "level", "pending", "sinks", "units")
 
     def __init__(self, key: StreamKey, fmt: str) -> None:
+        self.code = key.code
         self.data_type = key.data_type
         self.family = key.family
         self.units = key.units
         self.level = key.level
         self.format = fmt
         self.sinks: dict[Sink, Callable[[bytes], None]] = {}
+        #: Sinks (re)registered since this group last sent: their first frame is noted.
+        self.pending: set[Sink] = set()
 
     def matches(self, key: StreamKey, fmt: str) -> bool:
         return (self.data_type, self.units, self.level, self.format) == (
@@ -114,6 +135,12 @@ class Feed(Generic[E]):
         self.slip = 0.0
         self._wakeup: trio.Event | None = None
         self._step = _MAX_STEP
+        #: The drift in force, or None (the documented wire, and the plain dispatch loop).
+        self.drift: ActiveDrift | None = None
+
+    def set_drift(self, drift: Drift) -> None:
+        """Render every frame from now on with ``drift`` (``Drift()``: the documented wire)."""
+        self.drift = ActiveDrift(drift) if drift.active else None
 
     # -- subscriptions --------------------------------------------------------------------------
 
@@ -131,6 +158,7 @@ class Feed(Generic[E]):
                 group = _Group(key, fmt)
                 bucket.append(group)
             group.sinks[sink] = sink.enqueue
+            group.pending.add(sink)
             memberships.append((key.code, group))
         self._members[sink] = memberships
         self._wake()
@@ -142,6 +170,7 @@ class Feed(Generic[E]):
     def remove(self, sink: Sink) -> None:
         for code, group in self._members.pop(sink, ()):
             group.sinks.pop(sink, None)
+            group.pending.discard(sink)
             if not group.sinks:
                 bucket = self._index[code]
                 bucket.remove(group)
@@ -152,15 +181,34 @@ class Feed(Generic[E]):
 
     def state_frame(self, key: StreamKey, stream_type: str, fmt: str) -> bytes | None:
         """The current state of a stream as one frame (a SNAPSHOT, or a stale REALTIME)."""
+        drift = self.drift
+        if drift is None:
+            message = self.source.render(
+                key.data_type, key.code, stream_type, units=key.units, level=key.level
+            )
+            if message is None:
+                return None
+            return encode_data(message, fmt, self._simplify)
+        units = drift.units(key.data_type, key.units)
         message = self.source.render(
-            key.data_type, key.code, stream_type, units=key.units, level=key.level
+            key.data_type, key.code, stream_type, units=drift.render_units(units), level=key.level
         )
         if message is None:
             return None
-        return encode_data(message, fmt, self._simplify)
+        reshaped = drift.reshape(message)
+        if reshaped is not message or drift.extra_fields or units != key.units:
+            self.statistics.drifted += 1
+        return drift.encode(reshaped, fmt, self._simplify)
 
     def encode(self, message: dict[str, object], fmt: str) -> bytes:
-        return encode_data(message, fmt, self._simplify)
+        """A message made elsewhere (private events) as one data frame, drifted if need be."""
+        drift = self.drift
+        if drift is None:
+            return encode_data(message, fmt, self._simplify)
+        reshaped = drift.reshape(message)
+        if reshaped is not message or drift.extra_fields:
+            self.statistics.drifted += 1
+        return drift.encode(reshaped, fmt, self._simplify)
 
     # -- the clock ------------------------------------------------------------------------------
 
@@ -229,11 +277,20 @@ class Feed(Generic[E]):
                 return
             backlog = now
 
+    def _note_first(self, group: _Group) -> None:
+        at = trio.current_time()
+        for sink in group.pending:
+            sink.note_first(group.data_type, group.code, at)
+        group.pending.clear()
+
     def dispatch(self, events: Sequence[E]) -> None:
         index = self._index
         stats = self.statistics
         stats.events += len(events)
         if not index:
+            return
+        if self.drift is not None:
+            self._dispatch_drifted(events, self.drift)
             return
         source = self.source
         simplify = self._simplify
@@ -265,6 +322,64 @@ class Feed(Generic[E]):
                 for enqueue in sinks:
                     enqueue(frame)
                 frames += len(sinks)
+                if group.pending:
+                    self._note_first(group)
+        stats.frames += frames
+        if frames and self._on_frames is not None:
+            self._on_frames()
+
+    def _dispatch_drifted(self, events: Sequence[E], drift: ActiveDrift) -> None:
+        # ``dispatch`` with the drift applied: each render is reshaped once and each (render,
+        # format) encoded once, as on the plain path. Kept apart so the plain path pays nothing.
+        index = self._index
+        stats = self.statistics
+        source = self.source
+        simplify = self._simplify
+        counts_data = drift.counts_data
+        frames = 0
+        renders: dict[tuple[str, int, float], tuple[dict[str, object], bool] | None] = {}
+        encoded: dict[tuple[str, int, float, str], bytes] = {}
+        for event in events:
+            groups = index.get(event.code)
+            if groups is None:
+                continue
+            kinds = event.kinds
+            renders.clear()
+            encoded.clear()
+            for group in groups:
+                if group.family not in kinds:
+                    continue
+                units = drift.units(group.data_type, group.units)
+                render_key = (group.data_type, units, group.level)
+                if render_key in renders:
+                    rendered = renders[render_key]
+                else:
+                    message = source.render_event(
+                        event, group.data_type, units=drift.render_units(units), level=group.level
+                    )
+                    rendered = None
+                    if message is not None:
+                        reshaped = drift.reshape(message)
+                        rendered = (reshaped, reshaped is not message or drift.extra_fields)
+                    renders[render_key] = rendered
+                    stats.renders += 1
+                if rendered is None:
+                    continue
+                message, changed = rendered
+                frame_key = (group.data_type, units, group.level, group.format)
+                frame = encoded.get(frame_key)
+                if frame is None:
+                    frame = encoded[frame_key] = drift.encode(message, group.format, simplify)
+                sinks = tuple(group.sinks)
+                for sink in sinks:
+                    sink.enqueue(frame)
+                    if counts_data:
+                        sink.count_data()
+                frames += len(sinks)
+                if changed or units != group.units:
+                    stats.drifted += len(sinks)
+                if group.pending:
+                    self._note_first(group)
         stats.frames += frames
         if frames and self._on_frames is not None:
             self._on_frames()

@@ -35,6 +35,7 @@ from engine.testing._requests import (
 from engine.testing._subscriptions import EMPTY, SubscriptionSet, build_subscription
 from engine.testing._transport import ServerStream
 from engine.testing.config import EmulatorConfig
+from engine.testing.drift import UNKNOWN_TYPES
 from engine.testing.introspection import ConnectionInfo, EventKind, RequestRecord
 
 __all__ = ("MALFORMED_KINDS", "Session", "SessionHost")
@@ -91,6 +92,12 @@ class Session:
         self.subscription: SubscriptionSet = EMPTY
         self.requests: list[RequestRecord] = []
         self.frames_dropped = 0
+        #: (data type, code) -> Trio time its first data frame since the latest subscription
+        #: request was queued (a liveness witness: what the server did send, and when).
+        self.first_sent: dict[tuple[str, str], float] = {}
+        self._data_frames = 0  # counted only while a drift has a cadence
+        self._garbage_sent = 0
+        self._unknown_sent = 0
         stream.on_overflow = self._too_slow
         #: The feed's hot path appends straight to the stream.
         self.enqueue: Callable[[bytes], None] = stream.enqueue
@@ -127,6 +134,40 @@ class Session:
 
     def deliver(self, frame: bytes) -> None:
         self.stream.enqueue(frame)
+
+    def deliver_data(self, frame: bytes, data_type: str, code: str) -> None:
+        """A data frame sent outside the feed's fan-out (snapshots, stale frames, private)."""
+        self.stream.enqueue(frame)
+        self.first_sent.setdefault((data_type, code), trio.current_time())
+        drift = self.host.feed.drift
+        if drift is not None and drift.counts_data:
+            self.count_data()
+
+    def note_first(self, data_type: str, code: str, at: float) -> None:
+        self.first_sent.setdefault((data_type, code), at)
+
+    def count_data(self) -> None:
+        """One more data frame: send the drift's garbage / unknown-type frame when one is due."""
+        drift = self.host.feed.drift
+        if drift is None:
+            return
+        self._data_frames += 1
+        count = self._data_frames
+        stats = self.host.feed.statistics
+        if drift.garbage_every is not None and count % drift.garbage_every == 0:
+            self.stream.enqueue(drift.garbage_frame(self._garbage_sent, self._format))
+            self._garbage_sent += 1
+            stats.garbage += 1
+        if drift.unknown_type_every is not None and count % drift.unknown_type_every == 0:
+            subscribed = {entry.type for entry in self.subscription.listing}
+            for _ in UNKNOWN_TYPES:
+                # A type this connection asked for would not be unknown to it: skip to the next.
+                index = self._unknown_sent
+                self._unknown_sent += 1
+                if UNKNOWN_TYPES[index % len(UNKNOWN_TYPES)] not in subscribed:
+                    self.stream.enqueue(drift.unknown_frame(index, self._format))
+                    stats.unknown_types += 1
+                    break
 
     def _set_closing(self) -> None:
         self._closing = True
@@ -371,17 +412,23 @@ class Session:
                 key = old.realtime[index % len(old.realtime)]
                 frame = feed.state_frame(key, "REALTIME", self._format)
                 if frame is not None:
-                    self.deliver(frame)
+                    self.deliver_data(frame, key.data_type, key.code)
         new, snapshots = build_subscription(request, quirks)
         if request.format is not None:
             self._format = request.format
         elif not request.format_given and quirks.format_resets:
             self._format = "DEFAULT"
         self.subscription = new
+        # Stale frames above belong to the old set: the liveness record starts here.
+        self.first_sent.clear()
+        drift = feed.drift
         for key in snapshots:
+            if drift is not None and key.code in drift.no_snapshot_codes:
+                feed.statistics.snapshots_withheld += 1
+                continue
             frame = feed.state_frame(key, "SNAPSHOT", self._format)
             if frame is not None:
-                self.deliver(frame)
+                self.deliver_data(frame, key.data_type, key.code)
         self._register()
 
     # -- private data -----------------------------------------------------------------------------

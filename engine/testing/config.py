@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import attrs
 
+from engine.testing.drift import Drift
+
 __all__ = (
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_SECRET_KEY",
@@ -192,3 +194,5 @@ class EmulatorConfig:
     slow_client: Literal["abort", "drop_frames"] = "abort"
     #: Frames kept per connection for introspection (``ConnectionInfo.recent_frames``).
     recent_frames: int = attrs.field(default=100, validator=_non_negative)
+    #: Departures from the documented wire from the start (``Emulator.set_drift`` changes it).
+    drift: Drift = attrs.field(factory=Drift)

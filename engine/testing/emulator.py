@@ -2,8 +2,9 @@
 
 One port serves ``/websocket/v1``, ``/websocket/v1/private`` and the quotation REST endpoints on
 127.0.0.1. The emulator behaves like Upbit (UPBIT-PROTOCOL.md sections 2 to 10), lets tests look
-inside (connections, subscription sets, requests, refusals, history) and misbehaves on command
-(drops, restarts, stalls, error and malformed frames, latency, refused connects, limits).
+inside (connections, subscription sets, requests, refusals, history, when each stream first got
+a frame) and misbehaves on command (drops, restarts, stalls, error and malformed frames, latency,
+refused connects, limits, drift from the documented wire).
 Everything runs on the Trio clock, so ``MockClock(autojump_threshold=0)`` makes minutes of
 protocol time pass instantly.
 """
@@ -14,6 +15,7 @@ import contextlib
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Literal
 
 import trio
@@ -25,6 +27,7 @@ from engine.testing._server import PRIVATE_PATH, PUBLIC_PATH, Server
 from engine.testing._session import MalformedKind, Session
 from engine.testing._transport import ServerStream
 from engine.testing.config import EmulatorConfig
+from engine.testing.drift import Drift
 from engine.testing.faults import (
     DropConnections,
     DropHow,
@@ -34,6 +37,7 @@ from engine.testing.faults import (
     InjectMalformed,
     RejectConnects,
     RestartServer,
+    SetDrift,
     SetLatency,
     SetLimits,
     StallConnection,
@@ -72,6 +76,8 @@ class Emulator:
         self._feed: Feed[Any] = Feed(
             source, to_simple, interval=config.feed_interval, on_frames=self._notify
         )
+        self._drift = config.drift
+        self._feed.set_drift(config.drift)
         self._server = Server(
             config,
             self._catalog,
@@ -282,6 +288,25 @@ class Emulator:
             connects_accepted=self._server.accepted,
             connects_refused=self._server.refused,
             listening=self._server.listening,
+            drifted_frames=stats.drifted,
+            garbage_frames=stats.garbage,
+            unknown_type_frames=stats.unknown_types,
+            snapshots_withheld=stats.snapshots_withheld,
+        )
+
+    def first_sent(self, conn_id: int | None = None) -> Mapping[tuple[int, str, str], float]:
+        """``(conn_id, data type, code) -> Trio time`` at which each connection (or only
+        ``conn_id``) was first sent a data frame of that type and code since its latest
+        subscription request (SNAPSHOT or REALTIME; ``code`` is ``""`` for myAsset). The time
+        is when the frame was queued: latency or a stall delays the write, not the record.
+        Closed connections keep their records."""
+        sessions = [self._session(conn_id)] if conn_id is not None else self._established()
+        return MappingProxyType(
+            {
+                (session.conn_id, data_type, code): at
+                for session in sessions
+                for (data_type, code), at in session.first_sent.items()
+            }
         )
 
     # -- waiting (synchronise on events, never on sleeps) ----------------------------------------
@@ -341,7 +366,9 @@ class Emulator:
         delivered = 0
         for session in self._open_sessions():
             if session.auth is not None and session.auth.access_key == key and session.wants(body):
-                session.deliver(self._feed.encode(body, session.format))
+                code = body.get("code")
+                frame = self._feed.encode(body, session.format)
+                session.deliver_data(frame, expected, code if isinstance(code, str) else "")
                 delivered += 1
         self.record("emit", None, f"{expected} for {key} to {delivered} connection(s)")
         return delivered
@@ -456,6 +483,20 @@ class Emulator:
         self.record("fault", None, f"reject connects {status} count={count} block={block}")
         self._server.reject_connects(status, count, block)
 
+    @property
+    def drift(self) -> Drift:
+        """The departures from the documented wire in force (see :meth:`set_drift`)."""
+        return self._drift
+
+    def set_drift(self, drift: Drift) -> None:
+        """Depart from the documented wire as ``drift`` says, for every frame rendered from now
+        on (frames already queued keep their shape); ``Drift()`` restores the documented wire."""
+        if not isinstance(drift, Drift):
+            raise TypeError(f"set_drift takes a Drift, got {type(drift).__name__}")
+        self.record("fault", None, f"drift {drift!r}" if drift.active else "drift off")
+        self._drift = drift
+        self._feed.set_drift(drift)
+
     def set_limits(self, enforce: bool) -> None:
         """Enforce Upbit's rate limits (the default) or relax them."""
         self.record("fault", None, f"limits {'enforced' if enforce else 'relaxed'}")
@@ -500,6 +541,8 @@ class Emulator:
             )
         if isinstance(action, SetLimits):
             return now(lambda: self.set_limits(action.enforce))
+        if isinstance(action, SetDrift):
+            return now(lambda: self.set_drift(action.drift))
         sessions = self._pick(action.target, rng)
         if not sessions:
             return nothing

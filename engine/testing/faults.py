@@ -6,15 +6,24 @@ runs in milliseconds, and the same plan with the same seed replays the same faul
 target connections name them relatively (``oldest``, ``newest``, ``random``, ``all``) because
 connection ids are not known when a plan is drawn; ``random`` picks with the plan's seed.
 
-``fault_plans()`` needs Hypothesis (a test dependency); nothing else here does.
+``SetDrift`` is the odd action out: it changes what the wire looks like (see
+:class:`~engine.testing.drift.Drift`) rather than breaking it, so plans draw it only when asked
+(``drift=True``); plans drawn without it are the same as before it existed.
+
+``fault_plans()`` and ``drifts()`` need Hypothesis (a test dependency); nothing else here does.
 """
 
 from __future__ import annotations
 
+import json
 import random
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
+
+from engine.testing.drift import Drift
+from engine.wire_keys import DEFAULT_TO_SIMPLE, ORDERBOOK_UNIT_KEYS
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -30,9 +39,14 @@ __all__ = (
     "InjectMalformed",
     "RejectConnects",
     "RestartServer",
+    "NULLABLE_FIELDS",
+    "SetDrift",
     "SetLatency",
     "SetLimits",
     "StallConnection",
+    "action_from_json",
+    "action_to_json",
+    "drifts",
     "fault_plans",
 )
 
@@ -120,6 +134,18 @@ class SetLimits:
     enforce: bool = True
 
 
+def _drift(value: Drift | Mapping[str, Any]) -> Drift:
+    # A mapping is what JSON gives back (see ``action_from_json``).
+    return value if isinstance(value, Drift) else Drift.from_json(value)
+
+
+@attrs.frozen
+class SetDrift:
+    """Depart from the documented wire from now on (``Drift()`` restores it)."""
+
+    drift: Drift = attrs.field(default=Drift(), converter=_drift)
+
+
 FaultAction = (
     DropConnections
     | RestartServer
@@ -129,8 +155,10 @@ FaultAction = (
     | SetLatency
     | RejectConnects
     | SetLimits
+    | SetDrift
 )
 
+#: Every action type. ``SetDrift`` comes last, and is drawn only when a plan asks for drift.
 ACTION_TYPES: tuple[type[FaultAction], ...] = (
     DropConnections,
     RestartServer,
@@ -140,7 +168,48 @@ ACTION_TYPES: tuple[type[FaultAction], ...] = (
     SetLatency,
     RejectConnects,
     SetLimits,
+    SetDrift,
 )
+
+#: ``(data type, field)`` pairs :func:`drifts` and ``FaultPlan.generate`` may null: every
+#: documented field of ticker, trade, orderbook (rows too) and candle.1m, and three wildcards;
+#: never ``type`` or ``code``, without which no frame can be attributed at all.
+NULLABLE_FIELDS: tuple[tuple[str, str], ...] = (
+    *(
+        (data_type, field)
+        for data_type in ("ticker", "trade", "orderbook", "candle.1m")
+        for field in DEFAULT_TO_SIMPLE[data_type]
+        if field not in ("type", "code")
+    ),
+    *(("orderbook", f"orderbook_units.{field}") for field in ORDERBOOK_UNIT_KEYS),
+    ("*", "timestamp"),
+    ("*", "stream_type"),
+    ("*", "trade_price"),
+)
+_DRIFT_CODES = ("KRW-BTC", "KRW-ETH", "KRW-XRP")
+
+
+def _kinds(actions: tuple[type[FaultAction], ...], drift: bool) -> tuple[type[FaultAction], ...]:
+    """The action types a plan draws: ``SetDrift`` only (and always) when ``drift`` is on."""
+    kinds = tuple(kind for kind in actions if kind is not SetDrift)
+    return (*kinds, SetDrift) if drift else kinds
+
+
+def action_to_json(action: FaultAction) -> tuple[str, dict[str, Any]]:
+    """``(type name, JSON-native fields)``; :func:`action_from_json` reverses it."""
+    fields = attrs.asdict(action, recurse=False)
+    if isinstance(action, SetDrift):
+        fields["drift"] = action.drift.as_json()
+    return type(action).__name__, fields
+
+
+def action_from_json(name: str, fields: Mapping[str, Any]) -> FaultAction:
+    """The action :func:`action_to_json` described."""
+    by_name = {kind.__name__: kind for kind in ACTION_TYPES}
+    kind = by_name.get(name)
+    if kind is None:
+        raise ValueError(f"unknown fault action {name!r}; known: {sorted(by_name)}")
+    return kind(**fields)
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -177,6 +246,21 @@ class FaultPlan:
         """One line per step, for test failure messages."""
         return "\n".join(f"{step.at:8.3f}s {step.action!r}" for step in self.steps) or "(no faults)"
 
+    def to_json(self) -> str:
+        """One line of JSON (``{"seed":..,"steps":[[at, action name, fields], ...]}``) that
+        :meth:`from_json` turns back into this plan."""
+        steps = [[step.at, *action_to_json(step.action)] for step in self.steps]
+        return json.dumps({"seed": self.seed, "steps": steps}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> FaultPlan:
+        """The plan :meth:`to_json` wrote."""
+        data = json.loads(text)
+        steps = tuple(
+            FaultStep(at, action_from_json(name, fields)) for at, name, fields in data["steps"]
+        )
+        return cls(steps, data["seed"])
+
     @classmethod
     def generate(
         cls,
@@ -186,8 +270,13 @@ class FaultPlan:
         horizon: float = 30.0,
         max_downtime: float = 5.0,
         actions: tuple[type[FaultAction], ...] = ACTION_TYPES,
+        drift: bool = False,
     ) -> FaultPlan:
-        """A random plan from ``seed`` alone (no Hypothesis needed)."""
+        """A random plan from ``seed`` alone (no Hypothesis needed). ``SetDrift`` steps are drawn
+        only with ``drift=True`` (whatever ``actions`` says), so older seeds keep their plans."""
+        actions = _kinds(actions, drift)
+        if not actions:
+            raise ValueError("actions must name at least one fault type, e.g. (DropConnections,)")
         rng = random.Random(seed)
         drawn = [
             FaultStep(round(rng.uniform(0, horizon), 3), _random_action(rng, actions, max_downtime))
@@ -226,7 +315,60 @@ def _random_action(
         if rng.random() < 0.5:
             return RejectConnects(status, rng.randint(1, 5))
         return RejectConnects(status, 1, round(rng.uniform(0.5, 10.0), 3))
-    return SetLimits(rng.random() < 0.5)
+    if kind is SetLimits:
+        return SetLimits(rng.random() < 0.5)
+    return SetDrift(_random_drift(rng))
+
+
+def _random_drift(rng: random.Random) -> Drift:
+    """Each drift on with probability 1/3 (so a plan also restores the documented wire)."""
+
+    def on() -> bool:
+        return rng.random() < 1 / 3
+
+    return Drift(
+        orderbook_rows=rng.choice((1, 5, 15, 30, 40)) if on() else None,
+        no_snapshot_codes=frozenset(code for code in _DRIFT_CODES if on()),
+        null_fields=frozenset(rng.sample(NULLABLE_FIELDS, rng.randint(1, 3))) if on() else (),
+        legacy_trade=on(),
+        object_delisting_date=on(),
+        omit_stream_type=on(),
+        extra_fields=on(),
+        garbage_every=rng.randint(1, 100) if on() else None,
+        unknown_type_every=rng.randint(1, 100) if on() else None,
+    )
+
+
+def drifts(
+    *,
+    codes: tuple[str, ...] = _DRIFT_CODES,
+    null_fields: tuple[tuple[str, str], ...] = NULLABLE_FIELDS,
+    max_rows: int = 60,
+    max_every: int = 200,
+) -> SearchStrategy[Drift]:
+    """A Hypothesis strategy of :class:`Drift` (shrinks toward ``Drift()``, the documented wire).
+
+    ``codes`` may lose their SNAPSHOT, ``null_fields`` may be nulled (up to four of them),
+    ``max_rows`` bounds ``orderbook_rows`` and ``max_every`` the garbage / unknown-type period.
+    """
+    from hypothesis import strategies as st
+
+    every = st.none() | st.integers(1, max_every)
+    nulls: SearchStrategy[frozenset[tuple[str, str]]] = st.just(frozenset())
+    if null_fields:
+        nulls = st.frozensets(st.sampled_from(null_fields), max_size=4)
+    return st.builds(
+        Drift,
+        orderbook_rows=st.none() | st.integers(1, max_rows),
+        no_snapshot_codes=st.frozensets(st.sampled_from(codes)) if codes else st.just(frozenset()),
+        null_fields=nulls,
+        legacy_trade=st.booleans(),
+        object_delisting_date=st.booleans(),
+        omit_stream_type=st.booleans(),
+        extra_fields=st.booleans(),
+        garbage_every=every,
+        unknown_type_every=every,
+    )
 
 
 def fault_plans(
@@ -236,14 +378,17 @@ def fault_plans(
     horizon: float = 30.0,
     max_downtime: float = 5.0,
     actions: tuple[type[FaultAction], ...] = ACTION_TYPES,
+    drift: bool | SearchStrategy[Drift] = False,
 ) -> SearchStrategy[FaultPlan]:
     """A Hypothesis strategy of :class:`FaultPlan` (shrinks toward fewer, earlier, milder faults).
 
     ``actions`` restricts which kinds of fault are drawn, ``horizon`` bounds step offsets and
-    ``max_downtime`` bounds restarts and blocks.
+    ``max_downtime`` bounds restarts and blocks. ``SetDrift`` steps are drawn only with ``drift``
+    (``True``: drifts from :func:`drifts`; or a strategy of your own), whatever ``actions`` says.
     """
     from hypothesis import strategies as st
 
+    actions = _kinds(actions, drift is not False)
     if not actions:
         raise ValueError("actions must name at least one fault type, e.g. (DropConnections,)")
     targets = st.sampled_from(("all", "oldest", "newest", "random"))
@@ -270,6 +415,7 @@ def fault_plans(
             st.none() | downtime.filter(lambda value: value > 0),
         ),
         SetLimits: st.builds(SetLimits, st.booleans()),
+        SetDrift: st.builds(SetDrift, drifts() if isinstance(drift, bool) else drift),
     }
     action = st.one_of([by_type[kind] for kind in actions])
     step = st.builds(FaultStep, seconds, action)

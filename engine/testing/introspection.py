@@ -143,3 +143,11 @@ class EmulatorStatistics:
     connects_accepted: int
     connects_refused: int
     listening: bool
+    #: Data frames (realtime, snapshots, private events) a drift changed, per connection.
+    drifted_frames: int = 0
+    #: Undecodable frames sent by ``Drift.garbage_every``.
+    garbage_frames: int = 0
+    #: Frames of unmodelled types sent by ``Drift.unknown_type_every``.
+    unknown_type_frames: int = 0
+    #: SNAPSHOTs not sent because of ``Drift.no_snapshot_codes``.
+    snapshots_withheld: int = 0
