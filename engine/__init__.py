@@ -5,9 +5,11 @@ Start with :func:`open_engine`; the emulator for tests is in :mod:`engine.testin
 
 from __future__ import annotations
 
+from engine._decode import DriftCounter, decode_frame
 from engine.config import EngineConfig
 from engine.debug import EngineTree, TicketNode
 from engine.errors import (
+    CatalogNotReadyError,
     CatalogUnavailableError,
     ConnectionFailedError,
     EngineClosedError,
@@ -21,7 +23,7 @@ from engine.errors import (
     UnknownMarketError,
     UpbitEngineError,
 )
-from engine.events import EngineEvent, Gap, Interrupted
+from engine.events import EngineEvent, Gap, Interrupted, SnapshotMissing
 from engine.manager import Engine, OptimizeOutcome, SubscriptionStream, open_engine
 from engine.messages import (
     AssetBalance,
@@ -32,15 +34,18 @@ from engine.messages import (
     OrderbookUnit,
     Ticker,
     Trade,
+    UnknownMessage,
 )
 from engine.metrics import EngineMetrics
 
 __all__ = (
     "AssetBalance",
     "Candle",
+    "CatalogNotReadyError",
     "CatalogUnavailableError",
     "ConnectionFailedError",
     "Engine",
+    "DriftCounter",
     "EngineClosedError",
     "EngineConfig",
     "EngineEvent",
@@ -58,6 +63,7 @@ __all__ = (
     "ProtocolError",
     "RateLimitedError",
     "ServerError",
+    "SnapshotMissing",
     "SnapshotTimeoutError",
     "SubscriptionFailedError",
     "SubscriptionStream",
@@ -65,6 +71,8 @@ __all__ = (
     "TicketNode",
     "Trade",
     "UnknownMarketError",
+    "UnknownMessage",
     "UpbitEngineError",
+    "decode_frame",
     "open_engine",
 )

@@ -53,8 +53,11 @@ def add_engine_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     demo.add_argument("--seed", type=int, default=7, help="emulator seed (default 7)")
 
 
-def _num(value: float) -> str:
-    """Prices as a trader reads them: grouped integers for large values, 8 digits for small."""
+def _num(value: float | None) -> str:
+    """Prices as a trader reads them: grouped integers for large values, 8 digits for small;
+    ``?`` for a value the frame did not carry (see ``engine.messages`` on drift)."""
+    if value is None:
+        return "?"
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.8g}"
 
 
@@ -63,13 +66,13 @@ def describe(item: object) -> str:
     match item:
         case Ticker():
             return (
-                f"{item.code:<10} ticker    {item.stream_type:<8} {_num(item.trade_price):>16} "
-                f"{item.signed_change_rate:+.2%}"
+                f"{item.code:<10} ticker    {item.stream_type:<8} {_num(item.trade_price):>16}"
+                + ("" if item.signed_change_rate is None else f" {item.signed_change_rate:+.2%}")
             )
         case Trade():
             return (
                 f"{item.code:<10} trade     {item.stream_type:<8} {_num(item.trade_price):>16} "
-                f"x {item.trade_volume:.8g} {item.ask_bid} #{item.sequential_id}"
+                f"x {_num(item.trade_volume)} {item.ask_bid} #{item.sequential_id}"
             )
         case Orderbook():
             best = item.orderbook_units[0] if item.orderbook_units else None

@@ -53,8 +53,9 @@ def _record_encoder(
     keys: Mapping[str, str],
     nested: Mapping[str, Callable[[Any], object]] | None = None,
 ) -> _Encoder:
-    names = tuple(field.name for field in attrs.fields(cls))
+    names = tuple(field.name for field in attrs.fields(cls) if field.name != "extra")
     wire = tuple(keys[name] for name in names)
+    keeps_extra = len(names) != len(attrs.fields(cls))
     getter = attrgetter(*names)
     children = tuple((keys[name], encode) for name, encode in (nested or {}).items())
     omissible = tuple(keys[name] for name in names if name in _OMITTED_WHEN_NONE)
@@ -66,6 +67,10 @@ def _record_encoder(
         for key in omissible:
             if out[key] is None:
                 del out[key]
+        if keeps_extra and msg.extra:
+            # Keys a decoded frame carried beyond the model go back as they came.
+            for key, value in msg.extra.items():
+                out.setdefault(key, value)
         return out
 
     return encode

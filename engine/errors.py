@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 __all__ = (
+    "CatalogNotReadyError",
     "CatalogUnavailableError",
     "ConnectionFailedError",
     "EngineClosedError",
@@ -60,7 +61,15 @@ class UnknownMarketError(InvalidSubscriptionError):
 
 
 class ProtocolError(UpbitEngineError):
-    """A frame from the server could not be decoded (not JSON, wrong shape, missing fields)."""
+    """A frame from the server could not be decoded at all (not JSON, no readable type or code).
+
+    ``reason`` is a short machine-readable cause (``not_json``, ``identity``...), the key under
+    which the engine counts such frames in its metrics.
+    """
+
+    def __init__(self, message: str, *, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 #: What each of Upbit's error names means for the caller (UPBIT-PROTOCOL.md section 5.2).
@@ -120,6 +129,21 @@ class CatalogUnavailableError(UpbitEngineError):
     """The market catalog (``GET /v1/market/all``) could not be fetched or parsed."""
 
 
+class CatalogNotReadyError(CatalogUnavailableError):
+    """A check needs the market catalog, and the engine has not loaded it yet.
+
+    The engine fetches the catalog when it opens; a synchronous check made before that fetch
+    completed cannot tell a listed code from an unlisted one, so it says so instead of guessing.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the market catalog has not loaded yet, so listed codes cannot be told from "
+            "unlisted ones: await engine.wait_catalog() first (subscribe_realtime and "
+            "request_snapshot wait for it by themselves)"
+        )
+
+
 class ConnectionFailedError(UpbitEngineError):
     """A WebSocket connection could not be opened, or broke."""
 
@@ -133,11 +157,19 @@ class SnapshotTimeoutError(UpbitEngineError):
         timeout: float,
         *,
         reason: str | None = None,
+        connection_error: BaseException | None = None,
     ) -> None:
         self.missing: tuple[tuple[str, str], ...] = tuple(sorted(missing))
         self.timeout = timeout
+        if reason is None and connection_error is not None:
+            reason = (
+                f"the snapshot connection failed meanwhile ({connection_error}); the codes may "
+                "well be fine: check the network and Upbit's status, then retry"
+            )
         #: Why nothing came, when the engine knows (``None``: Upbit stayed silent).
         self.reason = reason
+        #: The snapshot connection's last failure during the wait, if it had one.
+        self.connection_error = connection_error
         names = ", ".join(f"{t}:{c}" for t, c in self.missing)
         explanation = reason or "check the codes are listed and trading"
         super().__init__(f"no SNAPSHOT within {timeout:g} s for {names}; {explanation}")

@@ -1,8 +1,16 @@
-"""Typed models of what Upbit's WebSocket sends (UPBIT-PROTOCOL.md sections 3.3, 4.3 and 5).
+"""Typed models of what Upbit's WebSocket sends (docs/UPBIT.md, "Responses").
 
 Every model is a frozen, slotted attrs class whose attribute names are Upbit's DEFAULT field
 names, so ``ticker.trade_price`` means what Upbit's documentation says it means, whichever wire
 format (DEFAULT, SIMPLE or a ``*_LIST`` variant) the frame arrived in.
+
+The models are tolerant readers (docs/UPBIT.md, "Drift history"): only what routing and identity
+need is required (``type`` and ``code``; a trade's ``sequential_id``). Every other field is
+``None`` when Upbit left it out, sent ``null``, or sent a value of a type the model cannot hold;
+the decoder counts each such field as *drift* (see :class:`engine.protocol.DriftCounter`) instead
+of rejecting the frame. A frame without ``stream_type`` is ``REALTIME``. Keys the models do not
+know stay readable in ``extra`` (under the key the frame used), so a field Upbit adds can be used
+before this library models it; ``extra`` takes no part in equality or hashing.
 
 Value types:
 
@@ -17,17 +25,17 @@ Value types:
 An integral number Upbit wrote without a fraction (SIMPLE orderbook prices) stays an ``int`` in a
 ``float`` field, as PEP 484 allows; it compares and hashes like the float.
 
-Field order follows Upbit's field tables, except that fields with a default (the ones Upbit may
-omit) come last so the classes can be constructed positionally. Users normally receive these
-objects from the engine; tests and the emulator construct them with keyword arguments. The
-classes have no ``__weakref__`` slot, which lets the decoder build them faster (see
-``engine._decode._maker``).
+Required fields come first, then the optional ones in the order of Upbit's field tables, then
+``extra``. Users normally receive these objects from the engine; tests and the emulator construct
+them with keyword arguments. The classes have no ``__weakref__`` slot, which lets the decoder
+build them faster (see ``engine._decode._maker``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
-from typing import Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
@@ -37,6 +45,7 @@ __all__ = (
     "Candle",
     "Change",
     "ErrorReply",
+    "FrozenFields",
     "MarketState",
     "Message",
     "MyAsset",
@@ -52,7 +61,57 @@ __all__ = (
     "SubscriptionList",
     "Ticker",
     "Trade",
+    "UnknownMessage",
 )
+
+
+class FrozenFields(Mapping[str, Any]):
+    """A read-only mapping of a frame's keys to their JSON values (``extra``, ``fields``).
+
+    Unlike ``types.MappingProxyType`` it pickles and deep-copies, so models holding one do.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data: dict[str, Any] = {} if data is None else dict(data)
+
+    @classmethod
+    def wrap(cls, data: dict[str, Any]) -> FrozenFields:
+        """Wrap ``data`` without copying it (the caller gives it up)."""
+        made = cls.__new__(cls)
+        made._data = data
+        return made
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __reduce__(self) -> tuple[type[FrozenFields], tuple[dict[str, Any]]]:
+        return (FrozenFields, (self._data,))
+
+
+#: The ``extra`` of a frame that carried no unknown key (shared, read-only).
+NO_EXTRA: Final[Mapping[str, Any]] = FrozenFields()
+
+
+def _extra_repr(extra: Mapping[str, Any]) -> str:
+    return repr(dict(extra))  # the plain dict's repr, whatever the mapping type
+
+
+def _extra_field() -> Any:
+    # Unknown keys are data, not identity: two frames that differ only there compare equal, and
+    # their values (lists, objects) need not be hashable.
+    return attrs.field(default=NO_EXTRA, eq=False, repr=_extra_repr)
+
 
 StreamType: TypeAlias = Literal["SNAPSHOT", "REALTIME"]
 """``stream_type``: the state at request time, or a later push."""
@@ -81,37 +140,38 @@ class Ticker:
 
     type: str
     code: str
-    opening_price: float
-    high_price: float
-    low_price: float
-    trade_price: float
-    prev_closing_price: float
-    change: str
-    change_price: float
-    signed_change_price: float
-    change_rate: float
-    signed_change_rate: float
-    trade_volume: float
-    acc_trade_volume: float
-    acc_trade_volume_24h: float
-    acc_trade_price: float
-    acc_trade_price_24h: float
-    trade_date: str
-    trade_time: str
-    trade_timestamp: int
-    ask_bid: str
-    acc_ask_volume: float
-    acc_bid_volume: float
-    highest_52_week_price: float
-    highest_52_week_date: str
-    lowest_52_week_price: float
-    lowest_52_week_date: str
-    market_state: str
-    timestamp: int
-    stream_type: str
+    opening_price: float | None = None
+    high_price: float | None = None
+    low_price: float | None = None
+    trade_price: float | None = None
+    prev_closing_price: float | None = None
+    change: str | None = None
+    change_price: float | None = None
+    signed_change_price: float | None = None
+    change_rate: float | None = None
+    signed_change_rate: float | None = None
+    trade_volume: float | None = None
+    acc_trade_volume: float | None = None
+    acc_trade_volume_24h: float | None = None
+    acc_trade_price: float | None = None
+    acc_trade_price_24h: float | None = None
+    trade_date: str | None = None
+    trade_time: str | None = None
+    trade_timestamp: int | None = None
+    ask_bid: str | None = None
+    acc_ask_volume: float | None = None
+    acc_bid_volume: float | None = None
+    highest_52_week_price: float | None = None
+    highest_52_week_date: str | None = None
+    lowest_52_week_price: float | None = None
+    lowest_52_week_date: str | None = None
+    market_state: str | None = None
+    timestamp: int | None = None
+    stream_type: str = "REALTIME"
     is_trading_suspended: bool | None = None
     delisting_date: str | None = None
     market_warning: str | None = None
+    extra: Mapping[str, Any] = _extra_field()
 
 
 @attrs.frozen(weakref_slot=False)
@@ -124,32 +184,33 @@ class Trade:
 
     type: str
     code: str
-    trade_price: float
-    trade_volume: float
-    ask_bid: str
-    prev_closing_price: float
-    change: str
-    change_price: float
-    trade_date: str
-    trade_time: str
-    trade_timestamp: int
-    timestamp: int
     sequential_id: int
-    best_ask_price: float
-    best_ask_size: float
-    best_bid_price: float
-    best_bid_size: float
-    stream_type: str
+    trade_price: float | None = None
+    trade_volume: float | None = None
+    ask_bid: str | None = None
+    prev_closing_price: float | None = None
+    change: str | None = None
+    change_price: float | None = None
+    trade_date: str | None = None
+    trade_time: str | None = None
+    trade_timestamp: int | None = None
+    timestamp: int | None = None
+    best_ask_price: float | None = None
+    best_ask_size: float | None = None
+    best_bid_price: float | None = None
+    best_bid_size: float | None = None
+    stream_type: str = "REALTIME"
+    extra: Mapping[str, Any] = _extra_field()
 
 
 @attrs.frozen(weakref_slot=False)
 class OrderbookUnit:
     """One price level of both sides; a thin side is padded with zero price and size."""
 
-    ask_price: float
-    bid_price: float
-    ask_size: float
-    bid_size: float
+    ask_price: float | None
+    bid_price: float | None
+    ask_size: float | None
+    bid_size: float | None
 
 
 @attrs.frozen(weakref_slot=False)
@@ -163,12 +224,13 @@ class Orderbook:
 
     type: str
     code: str
-    total_ask_size: float
-    total_bid_size: float
-    orderbook_units: tuple[OrderbookUnit, ...]
-    timestamp: int
-    stream_type: str
+    total_ask_size: float | None = None
+    total_bid_size: float | None = None
+    orderbook_units: tuple[OrderbookUnit, ...] = ()
+    timestamp: int | None = None
+    stream_type: str = "REALTIME"
     level: float = 0.0
+    extra: Mapping[str, Any] = _extra_field()
 
 
 @attrs.frozen(weakref_slot=False)
@@ -181,16 +243,17 @@ class Candle:
 
     type: str
     code: str
-    candle_date_time_utc: str
-    candle_date_time_kst: str
-    opening_price: float
-    high_price: float
-    low_price: float
-    trade_price: float
-    candle_acc_trade_volume: float
-    candle_acc_trade_price: float
-    timestamp: int
-    stream_type: str
+    candle_date_time_utc: str | None = None
+    candle_date_time_kst: str | None = None
+    opening_price: float | None = None
+    high_price: float | None = None
+    low_price: float | None = None
+    trade_price: float | None = None
+    candle_acc_trade_volume: float | None = None
+    candle_acc_trade_price: float | None = None
+    timestamp: int | None = None
+    stream_type: str = "REALTIME"
+    extra: Mapping[str, Any] = _extra_field()
 
 
 @attrs.frozen(weakref_slot=False)
@@ -204,20 +267,20 @@ class MyOrder:
 
     type: str
     code: str
-    uuid: str
-    ask_bid: str
-    order_type: str
-    state: str
-    executed_volume: Decimal
-    trades_count: int
-    reserved_fee: Decimal
-    remaining_fee: Decimal
-    paid_fee: Decimal
-    locked: Decimal
-    executed_funds: Decimal
-    order_timestamp: int
-    timestamp: int
-    stream_type: str
+    uuid: str | None = None
+    ask_bid: str | None = None
+    order_type: str | None = None
+    state: str | None = None
+    executed_volume: Decimal | None = None
+    trades_count: int | None = None
+    reserved_fee: Decimal | None = None
+    remaining_fee: Decimal | None = None
+    paid_fee: Decimal | None = None
+    locked: Decimal | None = None
+    executed_funds: Decimal | None = None
+    order_timestamp: int | None = None
+    timestamp: int | None = None
+    stream_type: str = "REALTIME"
     trade_uuid: str | None = None
     price: Decimal | None = None
     avg_price: Decimal | None = None
@@ -231,15 +294,16 @@ class MyOrder:
     prevented_volume: Decimal | None = None
     prevented_locked: Decimal | None = None
     trade_timestamp: int | None = None
+    extra: Mapping[str, Any] = _extra_field()
 
 
 @attrs.frozen(weakref_slot=False)
 class AssetBalance:
     """One currency of a :class:`MyAsset` event: ``balance`` is available, ``locked`` is held."""
 
-    currency: str
-    balance: Decimal
-    locked: Decimal
+    currency: str | None = None
+    balance: Decimal | None = None
+    locked: Decimal | None = None
 
 
 @attrs.frozen(weakref_slot=False)
@@ -247,11 +311,28 @@ class MyAsset:
     """A balance change of the account (``type == "myAsset"``, private endpoint)."""
 
     type: str
-    asset_uuid: str
-    assets: tuple[AssetBalance, ...]
-    asset_timestamp: int
-    timestamp: int
+    asset_uuid: str | None = None
+    assets: tuple[AssetBalance, ...] = ()
+    asset_timestamp: int | None = None
+    timestamp: int | None = None
+    stream_type: str = "REALTIME"
+    extra: Mapping[str, Any] = _extra_field()
+
+
+@attrs.frozen(weakref_slot=False)
+class UnknownMessage:
+    """A data frame of a type this library does not model (``announcement``, ``indicator``...).
+
+    ``fields`` holds the whole object as received (DEFAULT or SIMPLE keys); ``code`` is its
+    ``code``/``cd`` when that is a string. The engine never routes these to subscribers (no
+    subscription can ask for an unmodelled type) but counts them; :func:`engine.decode_frame`
+    returns them so that recorded frames of any type can be read.
+    """
+
+    type: str
+    code: str | None
     stream_type: str
+    fields: Mapping[str, Any] = attrs.field(eq=False, repr=_extra_repr)
 
 
 @attrs.frozen(weakref_slot=False)

@@ -20,13 +20,21 @@ from typing import Final, TypeGuard
 import attrs
 import orjson
 
-from engine._decode import PRIVATE_TYPES, decode_frame
+from engine._decode import (
+    FRAME_PROBLEMS,
+    PRIVATE_TYPES,
+    Decoded,
+    DriftCounter,
+    DriftSink,
+    decode_frame,
+)
 from engine._encode import FORMATS, LIST_FORMATS, Format, encode_frame, encode_message
 from engine.errors import InvalidSubscriptionError, ProtocolError
 from engine.wire_keys import CANDLE_TYPES
 
 __all__ = (
     "DATA_TYPES",
+    "FRAME_PROBLEMS",
     "FORMATS",
     "LIST_FORMATS",
     "LIST_SUBSCRIPTIONS",
@@ -34,6 +42,9 @@ __all__ = (
     "PING_TEXT",
     "PRIVATE_TYPES",
     "PUBLIC_TYPES",
+    "Decoded",
+    "DriftCounter",
+    "DriftSink",
     "Format",
     "MalformedRequestError",
     "ParsedRequest",

@@ -1,18 +1,31 @@
-"""The models of engine.messages: every documented field, frozen, slotted, typed as promised."""
+"""The models of engine.messages: every documented field, frozen, slotted, typed as promised.
+
+They are tolerant readers: only identity is required, every other field is optional (``None`` or a
+neutral default), and keys the models do not know travel in ``extra``, outside equality.
+"""
 
 from __future__ import annotations
 
+import copy
 import pickle
 import typing
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import attrs
+import orjson
 import pytest
 
 from engine import messages, wire_keys
 from engine.protocol import decode_frame, encode_frame
-from tests.engine.test_protocol_decode import MY_ASSET, ORDERBOOK_DEFAULT, TICKER_DEFAULT
+from tests.engine.test_protocol_decode import (
+    MY_ASSET,
+    MY_ORDER,
+    ORDERBOOK_DEFAULT,
+    TICKER_DEFAULT,
+    TRADE_SIMPLE,
+)
 
 MESSAGE_TYPES = {
     "ticker": messages.Ticker,
@@ -34,7 +47,25 @@ ALL_MODELS: tuple[type[Any], ...] = (
     messages.OrderbookUnit,
     messages.AssetBalance,
     messages.SubscriptionEntry,
+    messages.UnknownMessage,
 )
+#: What a frame cannot be decoded without: everything else may be missing.
+IDENTITY: dict[type[Any], tuple[str, ...]] = {
+    messages.Ticker: ("type", "code"),
+    messages.Trade: ("type", "code", "sequential_id"),
+    messages.Orderbook: ("type", "code"),
+    messages.Candle: ("type", "code"),
+    messages.MyOrder: ("type", "code"),
+    messages.MyAsset: ("type",),
+}
+#: Optional fields whose default is not None.
+NEUTRAL_DEFAULTS: dict[str, object] = {
+    "stream_type": "REALTIME",
+    "level": 0.0,
+    "orderbook_units": (),
+    "assets": (),
+    "extra": messages.NO_EXTRA,
+}
 
 
 def _names(cls: type[Any]) -> set[str]:
@@ -43,8 +74,38 @@ def _names(cls: type[Any]) -> set[str]:
 
 @pytest.mark.parametrize(("data_type", "cls"), MESSAGE_TYPES.items())
 def test_models_have_every_documented_field(data_type: str, cls: type[Any]) -> None:
-    # wire_keys holds Upbit's field tables (UPBIT-PROTOCOL.md 4.3); the models must match them.
-    assert _names(cls) == set(wire_keys.DEFAULT_TO_SIMPLE[data_type])
+    # wire_keys holds Upbit's field tables (UPBIT-PROTOCOL.md 4.3); the models must match them,
+    # plus ``extra`` for the keys they do not know, as their last attribute.
+    assert _names(cls) - {"extra"} == set(wire_keys.DEFAULT_TO_SIMPLE[data_type])
+    assert attrs.fields(cls)[-1].name == "extra"
+
+
+@pytest.mark.parametrize("cls", IDENTITY, ids=lambda cls: cls.__name__)
+def test_only_identity_is_required_and_it_comes_first(cls: type[Any]) -> None:
+    fields = attrs.fields(cls)
+    required = [field.name for field in fields if field.default is attrs.NOTHING]
+    assert required == list(IDENTITY[cls])
+    assert [field.name for field in fields[: len(required)]] == required
+    # So a model can be built from its identity alone, every other field at its default.
+    minimal = cls(**{name: _identity_value(name) for name in required})
+    for field in fields[len(required) :]:
+        assert getattr(minimal, field.name) == NEUTRAL_DEFAULTS.get(field.name), field.name
+
+
+def _identity_value(name: str) -> object:
+    return {"type": "ticker", "code": "KRW-BTC", "sequential_id": 1}[name]
+
+
+@pytest.mark.parametrize("cls", IDENTITY, ids=lambda cls: cls.__name__)
+def test_every_optional_field_admits_none_or_has_a_neutral_default(cls: type[Any]) -> None:
+    hints = typing.get_type_hints(cls)
+    for field in attrs.fields(cls)[len(IDENTITY[cls]) :]:
+        if field.name in NEUTRAL_DEFAULTS:
+            assert field.default == NEUTRAL_DEFAULTS[field.name], field.name
+            assert type(None) not in typing.get_args(hints[field.name]), field.name
+        else:
+            assert field.default is None, field.name
+            assert type(None) in typing.get_args(hints[field.name]), field.name
 
 
 @pytest.mark.parametrize(("cls", "table"), NESTED.items(), ids=lambda x: getattr(x, "__name__", ""))
@@ -73,62 +134,99 @@ def test_models_are_frozen_and_slotted(cls: type[Any]) -> None:
 
 
 def test_value_types_follow_the_spec() -> None:
-    hints = typing.get_type_hints(messages.Ticker)
-    assert hints["trade_price"] is float
-    assert hints["timestamp"] is int
-    assert hints["change"] is str
-    assert hints["is_trading_suspended"] == bool | None
-    assert typing.get_type_hints(messages.Trade)["sequential_id"] is int
+    ticker = typing.get_type_hints(messages.Ticker)
+    assert (ticker["type"], ticker["code"]) == (str, str)
+    assert ticker["trade_price"] == float | None
+    assert ticker["timestamp"] == int | None
+    assert ticker["change"] == str | None
+    assert ticker["is_trading_suspended"] == bool | None
+    assert ticker["delisting_date"] == str | None
+    assert ticker["stream_type"] is str
+    assert ticker["extra"] == Mapping[str, Any]
+    trade = typing.get_type_hints(messages.Trade)
+    assert trade["sequential_id"] is int
+    assert trade["best_ask_price"] == float | None
     order = typing.get_type_hints(messages.MyOrder)
-    assert order["paid_fee"] is Decimal
-    assert order["trades_count"] is int
+    assert order["paid_fee"] == Decimal | None
+    assert order["trades_count"] == int | None
     assert order["trade_fee"] == Decimal | None
-    assert typing.get_type_hints(messages.AssetBalance)["balance"] is Decimal
-    units = typing.get_type_hints(messages.Orderbook)["orderbook_units"]
-    assert units == tuple[messages.OrderbookUnit, ...]
-
-
-def _defaulted(cls: type[Any]) -> dict[str, object]:
-    return {f.name: f.default for f in attrs.fields(cls) if f.default is not attrs.NOTHING}
-
-
-def test_fields_upbit_may_omit_have_defaults() -> None:
-    assert _defaulted(messages.Ticker) == dict.fromkeys(
-        ("is_trading_suspended", "delisting_date", "market_warning")
-    )
-    assert _defaulted(messages.Orderbook) == {"level": 0.0}
-    assert _defaulted(messages.ErrorReply) == {"message": ""}
-    assert _defaulted(messages.Trade) == _defaulted(messages.Candle) == {}
-    # myOrder: the fields that are null outside fills or for some order types.
-    assert set(_defaulted(messages.MyOrder)) == {
-        "trade_uuid",
-        "price",
-        "avg_price",
-        "volume",
-        "remaining_volume",
-        "time_in_force",
-        "trade_fee",
-        "is_maker",
-        "identifier",
-        "smp_type",
-        "prevented_volume",
-        "prevented_locked",
-        "trade_timestamp",
+    assert order["is_maker"] == bool | None
+    balance = typing.get_type_hints(messages.AssetBalance)
+    assert balance == {"currency": str | None, "balance": Decimal | None, "locked": Decimal | None}
+    unit = typing.get_type_hints(messages.OrderbookUnit)
+    assert set(unit.values()) == {float | None}
+    book = typing.get_type_hints(messages.Orderbook)
+    assert book["orderbook_units"] == tuple[messages.OrderbookUnit, ...]
+    assert book["level"] is float
+    assert typing.get_type_hints(messages.MyAsset)["assets"] == tuple[messages.AssetBalance, ...]
+    unknown = typing.get_type_hints(messages.UnknownMessage)
+    assert unknown == {
+        "type": str,
+        "code": str | None,
+        "stream_type": str,
+        "fields": Mapping[str, Any],
     }
-    assert set(_defaulted(messages.MyOrder).values()) == {None}
 
 
-@pytest.mark.parametrize("frame", [TICKER_DEFAULT, ORDERBOOK_DEFAULT, MY_ASSET])
+def test_error_reply_message_defaults_to_empty() -> None:
+    assert messages.ErrorReply("NO_TICKET") == messages.ErrorReply("NO_TICKET", "")
+
+
+@pytest.mark.parametrize("cls", IDENTITY, ids=lambda cls: cls.__name__)
+def test_extra_takes_no_part_in_equality_hash_or_positional_construction(
+    cls: type[Any],
+) -> None:
+    field = attrs.fields_dict(cls)["extra"]
+    assert field.default is messages.NO_EXTRA
+    assert field.eq is False
+    assert isinstance(messages.NO_EXTRA, Mapping)
+    assert dict(messages.NO_EXTRA) == {}
+    identity = {name: _identity_value(name) for name in IDENTITY[cls]}
+    plain = cls(**identity)
+    with_extra = cls(**identity, extra={"new_key": [1, {"a": 2}]})  # unhashable values too
+    assert plain == with_extra
+    assert hash(plain) == hash(with_extra)
+    assert "new_key" in repr(with_extra)
+    assert "new_key" not in repr(plain)
+
+
+@pytest.mark.parametrize("frame", [TICKER_DEFAULT, ORDERBOOK_DEFAULT, MY_ASSET, MY_ORDER])
 def test_decoded_models_behave_like_constructed_ones(frame: str) -> None:
     decoded = decode_frame(frame)
-    assert isinstance(decoded, messages.Ticker | messages.Orderbook | messages.MyAsset)
+    assert isinstance(decoded, messages.Message)
     rebuilt = type(decoded)(**attrs.asdict(decoded, recurse=False))
     assert decoded == rebuilt
     assert hash(decoded) == hash(rebuilt)
     assert repr(decoded) == repr(rebuilt)
-    assert pickle.loads(pickle.dumps(decoded)) == decoded
     assert attrs.evolve(decoded, timestamp=1).timestamp == 1
     assert decode_frame(encode_frame(decoded)) == decoded
+
+
+def test_decoded_models_with_extra_keys_behave_like_constructed_ones() -> None:
+    obj = orjson.loads(TRADE_SIMPLE)
+    obj["nw"] = {"nested": [1, 2]}
+    decoded = decode_frame(orjson.dumps(obj))
+    assert isinstance(decoded, messages.Trade)
+    rebuilt = messages.Trade(**attrs.asdict(decoded, recurse=False))
+    assert dict(rebuilt.extra) == dict(decoded.extra) == {"nw": {"nested": [1, 2]}}
+    assert repr(decoded) == repr(rebuilt)
+    assert attrs.evolve(decoded, timestamp=1).extra == decoded.extra
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [TICKER_DEFAULT, ORDERBOOK_DEFAULT, MY_ASSET, TRADE_SIMPLE.replace('"st"', '"new"')],
+    ids=["ticker", "orderbook", "myAsset", "trade with extra"],
+)
+def test_models_survive_pickle_and_deepcopy(frame: str) -> None:
+    # Models are plain values: they must cross process boundaries and be deep-copied, ``extra``
+    # included (a recorded frame is replayed elsewhere, a test fixture is copied).
+    decoded = decode_frame(frame)
+    assert isinstance(decoded, messages.Message)
+    for copied in (pickle.loads(pickle.dumps(decoded)), copy.deepcopy(decoded)):
+        assert copied == decoded
+        assert type(copied) is type(decoded)
+        assert dict(copied.extra) == dict(decoded.extra)
 
 
 def test_status_up_instances_are_all_equal() -> None:

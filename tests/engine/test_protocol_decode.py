@@ -1,4 +1,9 @@
-"""decode_frame on the example frames of UPBIT-PROTOCOL.md sections 3.3, 4.4 and 5.1."""
+"""decode_frame on the example frames of UPBIT-PROTOCOL.md sections 3.3, 4.4 and 5.1.
+
+The decoder is a tolerant reader: these documented frames must decode field for field with no
+drift reported; departures from them are covered here where they touch the decoder's layouts and
+signature caches, and in test_protocol_drift.py otherwise.
+"""
 
 # The example frames are copied verbatim from the spec, long lines included.
 # ruff: noqa: E501
@@ -13,8 +18,10 @@ import orjson
 import pytest
 
 from engine import _decode
+from engine._decode import FRAME_PROBLEMS, DriftCounter
 from engine.errors import ProtocolError
 from engine.messages import (
+    NO_EXTRA,
     AssetBalance,
     Candle,
     ErrorReply,
@@ -27,6 +34,7 @@ from engine.messages import (
     SubscriptionList,
     Ticker,
     Trade,
+    UnknownMessage,
 )
 from engine.protocol import decode_frame
 
@@ -154,13 +162,44 @@ EXPECTED_TRADE = Trade(
 
 
 def _assert_fields(actual: object, expected: Any) -> None:
-    """Field by field, so a failure names the field, with exact value types."""
+    """Field by field, so a failure names the field, with exact value types (``extra``, which
+    equality ignores, included)."""
     assert type(actual) is type(expected)
     cls: Any = type(expected)
     for field in attrs.fields(cls):
         got, want = getattr(actual, field.name), getattr(expected, field.name)
         assert got == want, field.name
         assert type(got) is type(want), field.name
+
+
+def decode_counting(frame: bytes | str) -> tuple[object, DriftCounter]:
+    """The decoded frame and the drift it reported."""
+    counter = DriftCounter()
+    return decode_frame(frame, drift=counter), counter
+
+
+SPEC_FRAMES = {
+    "ticker DEFAULT": TICKER_DEFAULT,
+    "ticker SIMPLE": TICKER_SIMPLE,
+    "trade DEFAULT": TRADE_DEFAULT,
+    "trade SIMPLE": TRADE_SIMPLE,
+    "orderbook DEFAULT": ORDERBOOK_DEFAULT,
+    "orderbook SIMPLE": ORDERBOOK_SIMPLE,
+    "candle": CANDLE,
+    "myOrder": MY_ORDER,
+    "myAsset": MY_ASSET,
+    "status": STATUS_UP,
+    "LIST_SUBSCRIPTIONS": LIST_REPLY,
+    "LIST_SUBSCRIPTIONS private": PRIVATE_LIST_REPLY,
+}
+
+
+@pytest.mark.parametrize("frame", SPEC_FRAMES.values(), ids=SPEC_FRAMES.keys())
+def test_documented_frames_report_no_drift_and_no_extra(frame: str) -> None:
+    decoded, drift = decode_counting(frame.encode())
+    assert (drift.total, drift.fields, drift.problems) == (0, {}, {})
+    # A frame without unknown keys shares the one empty mapping.
+    assert getattr(decoded, "extra", NO_EXTRA) is NO_EXTRA
 
 
 @pytest.mark.parametrize("as_bytes", [True, False], ids=["binary", "text"])
@@ -323,9 +362,10 @@ def test_my_asset_keeps_every_digit() -> None:
 
 def test_private_frames_accept_money_as_strings() -> None:
     # Upbit's REST API spells money as strings; the same spelling on the socket must not break.
-    decoded = decode_frame(MY_ASSET.replace("1386929.37231066", '"1386929.37231066"'))
+    decoded, drift = decode_counting(MY_ASSET.replace("1386929.37231066", '"1386929.37231066"'))
     assert isinstance(decoded, MyAsset)
     assert decoded.assets[0].balance == Decimal("1386929.37231066")
+    assert drift.total == 0
 
 
 def test_status_up() -> None:
@@ -419,24 +459,38 @@ def test_list_mixing_private_and_public_objects() -> None:
     _assert_fields(trade, EXPECTED_TRADE)
 
 
-def test_unknown_extra_keys_are_ignored() -> None:
+def test_unknown_keys_are_kept_in_extra_and_are_no_drift() -> None:
     obj = orjson.loads(TICKER_DEFAULT)
     obj["brand_new_field"] = {"nested": [1, 2]}
     obj["orderbook_units"] = "not this type's field"
-    assert decode_frame(orjson.dumps(obj)) == EXPECTED_TICKER
+    decoded, drift = decode_counting(orjson.dumps(obj))
+    _assert_fields(attrs.evolve(decoded, extra=NO_EXTRA), EXPECTED_TICKER)  # type: ignore[misc]
+    assert dict(decoded.extra) == {  # type: ignore[attr-defined]
+        "brand_new_field": {"nested": [1, 2]},
+        "orderbook_units": "not this type's field",
+    }
+    assert drift.total == 0
+    # Keys inside an orderbook unit are not kept (units have no extra), and cost nothing.
     book = orjson.loads(ORDERBOOK_SIMPLE)
     book["obu"][0]["extra"] = "x"
-    assert isinstance(decode_frame(orjson.dumps(book)), Orderbook)
+    decoded_book, drift = decode_counting(orjson.dumps(book))
+    assert decoded_book == decode_frame(ORDERBOOK_SIMPLE)
+    assert drift.total == 0
 
 
 def test_deprecated_ticker_fields_may_be_absent() -> None:
     obj = orjson.loads(TICKER_DEFAULT)
     for key in ("is_trading_suspended", "market_warning", "delisting_date"):
         del obj[key]
-    decoded = decode_frame(orjson.dumps(obj))
-    assert decoded == attrs.evolve(
-        EXPECTED_TICKER, is_trading_suspended=None, market_warning=None, delisting_date=None
+    decoded, drift = decode_counting(orjson.dumps(obj))
+    _assert_fields(
+        decoded,
+        attrs.evolve(
+            EXPECTED_TICKER, is_trading_suspended=None, market_warning=None, delisting_date=None
+        ),
     )
+    # Upbit documents these as absent in normal operation: not drift.
+    assert drift.total == 0
 
 
 @pytest.mark.parametrize(
@@ -454,7 +508,9 @@ def test_any_set_of_optional_ticker_fields_may_be_absent(absent: tuple[str, ...]
         del obj[key]
     expected = attrs.evolve(EXPECTED_TICKER, **dict.fromkeys(absent))  # type: ignore[arg-type]
     for _ in range(2):  # the second decode reuses the layout learnt by the first
-        assert decode_frame(orjson.dumps(obj)) == expected
+        decoded, drift = decode_counting(orjson.dumps(obj))
+        _assert_fields(decoded, expected)
+        assert drift.total == 0
 
 
 def test_optional_fields_coming_back_are_read() -> None:
@@ -474,20 +530,30 @@ def test_optional_fields_coming_back_are_read() -> None:
         ),
         (trimmed, attrs.evolve(EXPECTED_TICKER, market_warning=None, is_trading_suspended=None)),
     ]:
-        assert decode_frame(frame) == expected
+        decoded, drift = decode_counting(frame)
+        _assert_fields(decoded, expected)
+        assert drift.total == 0
 
 
-def test_a_required_field_missing_after_a_layout_change_is_named() -> None:
+def test_a_field_missing_after_a_layout_change_is_drift_and_identity_still_checked() -> None:
     obj = orjson.loads(TICKER_DEFAULT)
     del obj["market_warning"]
-    decode_frame(orjson.dumps(obj))
+    decode_frame(orjson.dumps(obj))  # the decoder now reads frames without market_warning
     del obj["trade_price"]
-    with pytest.raises(ProtocolError, match=r"lacks required field.*'trade_price'"):
+    decoded, drift = decode_counting(orjson.dumps(obj))
+    _assert_fields(decoded, attrs.evolve(EXPECTED_TICKER, market_warning=None, trade_price=None))
+    assert drift.fields == {("ticker", "trade_price"): 1}
+    assert drift.problems == {"missing": 1}
+    # Identity is required whichever layout the decoder learnt last.
+    del obj["code"]
+    with pytest.raises(ProtocolError, match="lacks 'code'") as caught:
         decode_frame(orjson.dumps(obj))
+    assert caught.value.reason == "identity"
 
 
 def test_validation_holds_when_shapes_alternate() -> None:
-    # The decoder remembers the value types it accepted last; others must still be checked.
+    # The decoder remembers the value types it accepted last; others must still be checked, and
+    # their drift reported every time, not only when a signature is first seen.
     book = orjson.loads(ORDERBOOK_SIMPLE)
     int_sizes = orjson.loads(ORDERBOOK_SIMPLE)
     int_sizes["obu"][0]["as"] = 1
@@ -496,35 +562,62 @@ def test_validation_holds_when_shapes_alternate() -> None:
     trade = orjson.loads(TRADE_SIMPLE)
     float_prices = dict(trade, bap=116540000.0)
     bad_trade = dict(trade, sid=1.5)
+    good_book = decode_frame(ORDERBOOK_SIMPLE)
+    assert isinstance(good_book, Orderbook)
     for _ in range(2):
-        assert isinstance(decode_frame(orjson.dumps(book)), Orderbook)
-        assert isinstance(decode_frame(orjson.dumps(int_sizes)), Orderbook)
-        with pytest.raises(ProtocolError, match="'bs' must be a number, not a boolean"):
-            decode_frame(orjson.dumps(bad))
-        assert decode_frame(orjson.dumps(trade)) == EXPECTED_TRADE
-        assert decode_frame(orjson.dumps(float_prices)) == EXPECTED_TRADE
-        with pytest.raises(ProtocolError, match="'sid' must be an integer"):
+        decoded, drift = decode_counting(orjson.dumps(book))
+        assert decoded == good_book
+        assert drift.total == 0
+        decoded, drift = decode_counting(orjson.dumps(int_sizes))
+        assert isinstance(decoded, Orderbook)
+        assert decoded.orderbook_units[0].ask_size == 1
+        assert drift.total == 0
+        decoded, drift = decode_counting(orjson.dumps(bad))
+        assert isinstance(decoded, Orderbook)
+        (unit,) = decoded.orderbook_units
+        assert unit == attrs.evolve(good_book.orderbook_units[0], bid_size=None)
+        assert decoded == attrs.evolve(good_book, orderbook_units=(unit,))
+        assert drift.fields == {("orderbook", "orderbook_units.bid_size"): 1}
+        assert drift.problems == {"type": 1}
+        decoded, drift = decode_counting(orjson.dumps(trade))
+        _assert_fields(decoded, EXPECTED_TRADE)
+        assert drift.total == 0
+        decoded, drift = decode_counting(orjson.dumps(float_prices))
+        assert decoded == EXPECTED_TRADE
+        assert drift.total == 0
+        # sequential_id is a trade's identity: of the wrong type, the frame cannot be read.
+        with pytest.raises(ProtocolError, match="'sid' must be an integer") as caught:
             decode_frame(orjson.dumps(bad_trade))
+        assert caught.value.reason == "identity"
 
 
 def test_optional_my_order_fields_may_be_absent() -> None:
     obj = orjson.loads(MY_ORDER)
     for key in ("trade_uuid", "trade_fee", "is_maker", "trade_timestamp", "smp_type"):
         del obj[key]
-    decoded = decode_frame(orjson.dumps(obj))
+    decoded, drift = decode_counting(orjson.dumps(obj))
     assert isinstance(decoded, MyOrder)
     assert (decoded.trade_uuid, decoded.trade_fee, decoded.is_maker) == (None, None, None)
     assert decoded.trade_timestamp is None
     assert decoded.paid_fee == Decimal("58.25")
     assert decoded.identifier == "cli-42"
+    # Fields that are null outside fills are no drift when absent.
+    assert drift.total == 0
 
 
 def test_orderbook_level_defaults_to_zero_when_absent() -> None:
     obj = orjson.loads(ORDERBOOK_SIMPLE)
     del obj["lv"]
-    decoded = decode_frame(orjson.dumps(obj))
+    decoded, drift = decode_counting(orjson.dumps(obj))
     assert isinstance(decoded, Orderbook)
-    assert decoded.level == 0
+    assert decoded.level == 0.0
+    assert drift.total == 0
+    obj["lv"] = None
+    decoded, drift = decode_counting(orjson.dumps(obj))
+    assert isinstance(decoded, Orderbook)
+    assert decoded.level == 0.0
+    assert type(decoded.level) is float
+    assert drift.total == 0
 
 
 def test_decoded_models_are_the_real_frozen_classes() -> None:
@@ -547,47 +640,114 @@ def test_plain_constructors_are_used_where_relabelling_is_refused(
     monkeypatch.setattr(_decode, "_maker", lambda cls: cls)
     default = _decode._decoders_for(simple=False)
     simple = _decode._decoders_for(simple=True)
-    assert default["ticker"](orjson.loads(TICKER_DEFAULT)) == EXPECTED_TICKER
-    book = simple["orderbook"](orjson.loads(ORDERBOOK_SIMPLE))
+    drift = DriftCounter()
+    _assert_fields(default["ticker"](orjson.loads(TICKER_DEFAULT), drift), EXPECTED_TICKER)
+    book = simple["orderbook"](orjson.loads(ORDERBOOK_SIMPLE), drift)
+    assert type(book) is Orderbook
     assert type(book.orderbook_units[0]) is OrderbookUnit
+    # The tolerant paths build models too: drift, extra keys, a unit of the wrong type.
+    obj = orjson.loads(TICKER_SIMPLE)
+    del obj["st"]
+    obj["new"] = 1
+    ticker = simple["ticker"](obj, drift)
+    assert type(ticker) is Ticker
+    assert (ticker.stream_type, dict(ticker.extra)) == ("REALTIME", {"new": 1})
+    obj = orjson.loads(ORDERBOOK_SIMPLE)
+    obj["obu"][0]["bs"] = None
+    book = simple["orderbook"](obj, drift)
+    assert type(book.orderbook_units[0]) is OrderbookUnit
+    assert book.orderbook_units[0].bid_size is None
+    assert drift.fields == {
+        ("ticker", "stream_type"): 1,
+        ("orderbook", "orderbook_units.bid_size"): 1,
+    }
 
 
-@pytest.mark.parametrize(
-    ("frame", "message"),
-    [
-        (b"\xff\xfe{}", "UTF-8"),
-        (b"hello", "JSON"),
-        (b'"PING"', "object or array"),
-        (b"42", "object or array"),
-        (b'{"type":"nope","code":"KRW-BTC"}', "unknown message type 'nope'"),
-        (b'{"type":["ticker"]}', "unknown message type"),
-        (b'{"status":"DOWN"}', "unknown status"),
-        (b'{"error":"boom"}', "error frame"),
-        (b'{"error":{"name":1,"message":"x"}}', "strings"),
-        (b'{"hello":"world"}', "none of 'type'"),
-        (b'{"method":"LIST_SUBSCRIPTIONS","result":{},"ticket":"t"}', "'result' must be a list"),
-        (b'{"method":"LIST_SUBSCRIPTIONS","result":[3],"ticket":"t"}', r"result\[0\]"),
-        (b'{"method":"LIST_SUBSCRIPTIONS","result":[{"codes":[]}],"ticket":"t"}', "'type'"),
-        (
-            b'{"method":"LIST_SUBSCRIPTIONS","result":[{"type":"x","codes":[1]}],"ticket":"t"}',
-            "codes",
-        ),
-        (
-            b'{"method":"LIST_SUBSCRIPTIONS","result":[{"type":"x","level":"0"}],"ticket":"t"}',
-            "level",
-        ),
-        (b'{"method":"LIST_SUBSCRIPTIONS","result":[],"ticket":null}', "'ticket'"),
-        (b'{"mthd":5,"rslt":[],"tckt":"t"}', "'mthd'"),
-        (b"[1]", "expected a JSON object"),
-    ],
-)
+MALFORMED_FRAMES: list[tuple[bytes, str, str]] = [
+    (b"\xff\xfe{}", "not_json", "UTF-8"),
+    (b"hello", "not_json", "JSON"),
+    (b'{"type":"ticker",', "not_json", "JSON"),
+    (b'"PING"', "not_object", "object or array"),
+    (b"42", "not_object", "object or array"),
+    (b"[1]", "not_object", "expected a JSON object"),
+    (b'[{"status":"UP"},"x"]', "not_object", "expected a JSON object"),
+    (b'{"type":["ticker"]}', "bad_type", r"type \['ticker'\] is not a string"),
+    (b'{"ty":7,"cd":"KRW-BTC"}', "bad_type", "type 7 is not a string"),
+    (b'{"type":"ticker"}', "identity", "lacks 'code'"),
+    (b'{"ty":"ticker"}', "identity", r"lacks 'cd' \(code\)"),
+    (b'{"type":"ticker","code":5}', "identity", "'code' must be a string, not an integer"),
+    (b'{"type":"myOrder","code":null}', "identity", "'code' must be a string, not null"),
+    (b'{"type":"trade","code":"KRW-BTC"}', "identity", "lacks 'sequential_id'"),
+    (b'{"ty":"trade","cd":"KRW-BTC","sid":"1"}', "identity", "'sid' must be an integer"),
+    (b'{"status":"DOWN"}', "unknown_status", "unknown status 'DOWN'"),
+    (b'{"hello":"world"}', "unknown_shape", "none of 'type'"),
+    (b"{}", "unknown_shape", "none of 'type'"),
+    (b'{"error":"boom"}', "bad_reply", "error frame"),
+    (b'{"error":{"name":1,"message":"x"}}', "bad_reply", "'name' must be a string"),
+    (b'{"error":{"message":"x"}}', "bad_reply", "'name' must be a string"),
+    (
+        b'{"method":"LIST_SUBSCRIPTIONS","result":{},"ticket":"t"}',
+        "bad_reply",
+        "'result' must be a list",
+    ),
+    (b'{"method":"LIST_SUBSCRIPTIONS","result":[3],"ticket":"t"}', "bad_reply", r"result\[0\]"),
+    (
+        b'{"method":"LIST_SUBSCRIPTIONS","result":[{"codes":[]}],"ticket":"t"}',
+        "bad_reply",
+        "'type'",
+    ),
+    (
+        b'{"method":"LIST_SUBSCRIPTIONS","result":[{"type":"x","codes":[1]}],"ticket":"t"}',
+        "bad_reply",
+        "codes",
+    ),
+    (
+        b'{"method":"LIST_SUBSCRIPTIONS","result":[{"type":"x","level":"0"}],"ticket":"t"}',
+        "bad_reply",
+        "level",
+    ),
+    (b'{"method":"LIST_SUBSCRIPTIONS","result":[],"ticket":null}', "bad_reply", "'ticket'"),
+    (b'{"mthd":5,"rslt":[],"tckt":"t"}', "bad_reply", "'mthd'"),
+]
+
+
+@pytest.mark.parametrize(("frame", "reason", "message"), MALFORMED_FRAMES)
 def test_malformed_frames_raise_protocol_error_naming_the_problem(
-    frame: bytes, message: str
+    frame: bytes, reason: str, message: str
 ) -> None:
-    with pytest.raises(ProtocolError, match=message):
-        decode_frame(frame)
+    drift = DriftCounter()
+    with pytest.raises(ProtocolError, match=message) as caught:
+        decode_frame(frame, drift=drift)
+    assert caught.value.reason == reason
+    assert drift.total == 0  # a frame that cannot be read is no field drift
+
+
+def test_every_frame_problem_is_exercised() -> None:
+    assert {reason for _, reason, _ in MALFORMED_FRAMES} == set(FRAME_PROBLEMS)
 
 
 def test_non_frame_argument_is_a_protocol_error() -> None:
-    with pytest.raises(ProtocolError, match="must be bytes"):
+    with pytest.raises(ProtocolError, match="must be bytes") as caught:
         decode_frame(12)  # type: ignore[arg-type]
+    assert caught.value.reason == "not_json"
+
+
+@pytest.mark.parametrize("message", ["1", "null", '{"text":"x"}', '["x"]'])
+def test_an_error_whose_message_is_not_a_string_is_still_an_error(message: str) -> None:
+    # The name is what matters (engine.errors maps it); the human text is optional.
+    frame = f'{{"error":{{"name":"INVALID_PARAM","message":{message}}}}}'
+    assert decode_frame(frame) == ErrorReply(name="INVALID_PARAM", message="")
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b'{"type":"nope","code":"KRW-BTC"}',
+        b'{"ty":"announcement","cd":"KRW-BTC"}',
+    ],
+)
+def test_a_type_the_library_does_not_model_is_no_error(frame: bytes) -> None:
+    decoded, drift = decode_counting(frame)
+    assert type(decoded) is UnknownMessage
+    assert decoded.code == "KRW-BTC"
+    assert drift.total == 0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
+from engine import messages
+from engine._decode import DriftCounter
 from engine.protocol import (
     LIST_FORMATS,
     Format,
@@ -22,7 +25,9 @@ from engine.protocol import (
 from tests.engine.test_protocol_strategies import (
     any_message,
     examples,
+    extra_keys,
     formats,
+    model,
     tickets,
     type_requests,
 )
@@ -86,3 +91,75 @@ def test_list_frames_carry_several_messages(batch: list[Any], format: Format) ->
     decoded = decode_frame(encode_frame(batch, format))
     assert decoded == batch
     assert _shape(decoded) == _shape(batch)
+
+
+#: Fields the decoder does not count when null (Upbit normally omits or nulls them).
+_USUALLY_NULL = {
+    messages.Ticker: {"is_trading_suspended", "delisting_date", "market_warning"},
+    messages.Orderbook: {"level"},
+    messages.MyOrder: {
+        "trade_uuid",
+        "price",
+        "avg_price",
+        "volume",
+        "remaining_volume",
+        "time_in_force",
+        "trade_fee",
+        "is_maker",
+        "identifier",
+        "smp_type",
+        "prevented_volume",
+        "prevented_locked",
+        "trade_timestamp",
+    },
+}
+
+
+def _expected_drift(message: Any) -> dict[tuple[str, str], int]:
+    """The drift a frame encoded from ``message`` reports: each None the encoder wrote as null,
+    by DEFAULT name (nested ones as ``list.field``), except the usually null fields."""
+    found: dict[tuple[str, str], int] = {}
+    if not isinstance(message, messages.Message):
+        return found
+    usual = _USUALLY_NULL.get(type(message), set())
+
+    def count(name: str) -> None:
+        key = (message.type, name)
+        found[key] = found.get(key, 0) + 1
+
+    for field in attrs.fields(type(message)):
+        value = getattr(message, field.name)
+        if value is None and field.name not in usual:
+            count(field.name)
+        if field.name in ("orderbook_units", "assets"):
+            for entry in value:
+                for inner in attrs.fields(type(entry)):
+                    if getattr(entry, inner.name) is None:
+                        count(f"{field.name}.{inner.name}")
+    return found
+
+
+@examples(150)
+@given(message=any_message, format=formats)
+def test_the_drift_of_a_round_trip_is_exactly_its_none_fields(message: Any, format: Format) -> None:
+    drift = DriftCounter()
+    decode_frame(encode_frame(message, format), drift=drift)
+    expected = _expected_drift(message)
+    assert drift.fields == expected
+    assert drift.problems == ({"null": sum(expected.values())} if expected else {})
+
+
+@examples(100)
+@given(
+    message=st.one_of(*(model(cls) for cls in typing.get_args(messages.Message))),
+    extra=extra_keys,
+    format=formats,
+)
+def test_extra_keys_survive_every_format(
+    message: Any, extra: dict[str, Any], format: Format
+) -> None:
+    with_extra = attrs.evolve(message, extra=extra)
+    decoded: Any = decode_frame(encode_frame(with_extra, format))
+    (decoded,) = decoded if format in LIST_FORMATS else [decoded]
+    assert decoded == message
+    assert dict(decoded.extra) == extra

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from engine import messages
 from engine.protocol import DATA_TYPES, FORMATS, ORDERBOOK_UNITS, PRIVATE_TYPES, TypeRequest
-from engine.wire_keys import CANDLE_TYPES
+from engine.wire_keys import CANDLE_TYPES, DEFAULT_TO_SIMPLE
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 
@@ -87,7 +87,9 @@ def model(cls: type[Any]) -> st.SearchStrategy[Any]:
     """Instances of one model of :mod:`engine.messages`, every field drawn independently."""
     attrs.resolve_types(cls)
     fields: dict[str, st.SearchStrategy[Any]] = {
-        field.name: _for_annotation(field.type) for field in attrs.fields(cls)
+        field.name: _for_annotation(field.type)
+        for field in attrs.fields(cls)
+        if field.name != "extra"  # keys a frame carries beyond the model: none here
     }
     if cls in _TYPE_VALUES:
         fields["type"] = _TYPE_VALUES[cls]
@@ -100,6 +102,16 @@ def model(cls: type[Any]) -> st.SearchStrategy[Any]:
 
 any_message = st.one_of(*(model(cls) for cls in MODELS))
 formats = st.sampled_from(FORMATS)
+
+# Keys a frame may carry beyond the models: no table uses the "x_" prefix, in either format.
+# Values are JSON without fractions (a private frame would read a fraction back as a Decimal).
+_extra_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | texts,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(texts, children, max_size=3),
+    max_leaves=8,
+)
+extra_keys = st.dictionaries(texts.map("x_{}".format), _extra_values, max_size=4)
+"""The ``extra`` of a decoded frame: unknown keys and any JSON values."""
 
 
 @st.composite
@@ -147,6 +159,13 @@ def test_every_model_has_a_strategy() -> None:
 @given(data=st.data())
 def test_model_strategies_build_instances(cls: type[Any], data: st.DataObject) -> None:
     assert isinstance(data.draw(model(cls)), cls)
+
+
+@examples(30)
+@given(extra_keys)
+def test_extra_keys_are_unknown_to_every_table(extra: dict[str, Any]) -> None:
+    known = {key for table in DEFAULT_TO_SIMPLE.values() for pair in table.items() for key in pair}
+    assert not known & set(extra)
 
 
 @examples(30)
