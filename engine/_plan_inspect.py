@@ -190,10 +190,12 @@ def ticket_view(
             and (now - heard >= stall_after)
         )
         state = "inactive" if stalled else "active"
+    elif status.failure is not None:
+        # Checked before "connected": a ticket that gave up says so at once, even while the
+        # report of its last connection's loss is still on its way to the registry.
+        state, error = "error", status.failure
     elif status.connected:
         state = "inactive"
-    elif status.failure is not None:
-        state, error = "error", status.failure
     elif status.desired and status.lost_cause is not None:
         state, error = "error", status.lost_cause
     elif (

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from engine._plan_keys import PRIVATE_TYPES, StreamKey, ordered_unique
 from engine.protocol import TypeRequest
@@ -44,6 +44,41 @@ def fresh_keys(
     )
 
 
+def _deepest(units: int | None, other: int | None) -> int | None:
+    # No suffix is Upbit's full depth (30 rows), deeper than any suffix.
+    if units is None or other is None:
+        return None
+    return max(units, other)
+
+
+def _one_book_per_pair(
+    keys: Sequence[StreamKey], needs_snapshot: Callable[[StreamKey], bool]
+) -> list[tuple[StreamKey, bool]]:
+    """Keys as they go on the wire, each with whether it needs a SNAPSHOT.
+
+    Orderbooks of one (code, level) wanted at several depths become one stream at the deepest
+    depth (subscribers get trimmed views, and frames are matched by (code, level), never by row
+    count); it needs a SNAPSHOT when any of the keys it stands for does.
+    """
+    wire: dict[object, tuple[StreamKey, bool]] = {}
+    for key in ordered_unique(keys):
+        wanted = needs_snapshot(key)
+        if key.data_type != "orderbook":
+            wire[key] = (key, wanted)
+            continue
+        pair = (key.code, 0.0 if key.level is None else float(key.level))
+        known = wire.get(pair)
+        if known is None:
+            wire[pair] = (key, wanted)
+        else:
+            deepest = _deepest(known[0].units, key.units)
+            wire[pair] = (
+                StreamKey("orderbook", key.code, deepest, known[0].level),
+                known[1] or wanted,
+            )
+    return list(wire.values())
+
+
 def build_ticket_request(
     keys_in_order: Sequence[StreamKey],
     *,
@@ -52,6 +87,7 @@ def build_ticket_request(
 ) -> list[TypeRequest]:
     """The type objects that make a connection carry exactly ``keys_in_order``.
 
+    Orderbooks of one code and level wanted at several depths go as one stream at the deepest.
     Keys with the same type, units and level share one object, in first-appearance order. Each
     group is split in two: codes that need a SNAPSHOT (not in ``streaming``, i.e. new on this
     connection, or in ``snapshot_wanted``, i.e. a new subscriber asked for one) and codes
@@ -64,7 +100,11 @@ def build_ticket_request(
     if not keys_in_order:
         raise ValueError("an empty set has no request; send parking_request(code) to park instead")
     requests: list[TypeRequest] = []
-    for (data_type, units, level), keys in _grouped(keys_in_order).items():
+    on_wire = _one_book_per_pair(
+        keys_in_order, lambda key: _needs_snapshot(key, streaming, snapshot_wanted)
+    )
+    wanted = {key for key, needs in on_wire if needs}
+    for (data_type, units, level), keys in _grouped(key for key, _ in on_wire).items():
         if data_type in PRIVATE_TYPES:
             every_market = any(not key.code for key in keys)
             codes = () if every_market or data_type == "myAsset" else tuple(k.code for k in keys)
@@ -72,8 +112,8 @@ def build_ticket_request(
             continue
         if any(not key.code for key in keys):
             raise ValueError(f"{data_type} streams need a code; got {[str(k) for k in keys]}")
-        fresh = [k.code for k in keys if _needs_snapshot(k, streaming, snapshot_wanted)]
-        flowing = [k.code for k in keys if not _needs_snapshot(k, streaming, snapshot_wanted)]
+        fresh = [k.code for k in keys if k in wanted]
+        flowing = [k.code for k in keys if k not in wanted]
         if fresh:
             requests.append(
                 TypeRequest(type=data_type, codes=tuple(fresh), units=units, level=level)

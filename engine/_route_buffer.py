@@ -45,7 +45,7 @@ import trio
 
 from engine.config import OverflowPolicies, OverflowPolicy
 from engine.errors import SubscriptionFailedError
-from engine.events import EngineEvent, Gap, Interrupted
+from engine.events import EngineEvent, Gap, Interrupted, SnapshotMissing
 from engine.messages import Message, Orderbook
 from engine.protocol import DATA_TYPES
 
@@ -58,7 +58,7 @@ StreamItem: TypeAlias = Message | EngineEvent
 MIN_EVENT_ROOM: Final = 256
 #: Stands where a conflated value was removed; reads skip it.
 _TOMB: Final = object()
-_EVENT_TYPES: Final = (Interrupted, Gap)
+_EVENT_TYPES: Final = (Interrupted, Gap, SnapshotMissing)
 _DEFAULT_POLICIES: Final = OverflowPolicies()
 
 
@@ -363,6 +363,11 @@ class SubscriberBuffer:
     def __len__(self) -> int:
         """Items waiting to be read."""
         return self._size
+
+    @property
+    def max_size(self) -> int:
+        """How many messages fit (``EngineConfig.subscriber_buffer``)."""
+        return self._max
 
     @property
     def closed(self) -> bool:

@@ -28,7 +28,7 @@ router's ``fold`` callback moves them into its totals (and they restart from zer
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Final
+from typing import Any, Final
 
 from engine._plan_keys import PRIVATE_TYPES
 from engine._route_buffer import SubscriberBuffer
@@ -40,6 +40,7 @@ __all__ = (
     "FAST_ALL",
     "FAST_REALTIME",
     "FAST_TRADE",
+    "HOLD_LIMIT",
     "PRIVATE",
     "SLOW",
     "STATE",
@@ -50,9 +51,13 @@ __all__ = (
     "kind_of",
 )
 
+#: Trades a waiting route holds back at most (see ``Target.held``); a quarter of its
+#: subscriber's buffer when that is less.
+HOLD_LIMIT: Final = 256
+
 # Stream kinds.
 STATE: Final = 0  # ticker, candle.*: every route filter-free
-BOOK: Final = 1  # orderbook: per-route rows/level filter
+BOOK: Final = 1  # orderbook: per-route level filter, rows trimmed per route
 TRADE: Final = 2  # trade: de-duplicated
 PRIVATE: Final = 3  # myOrder, myAsset: no SNAPSHOT gating
 
@@ -80,12 +85,14 @@ class Target:
     __slots__ = (
         "buffer",
         "delivered",
+        "held",
         "held_back",
         "key",
         "level",
         "put",
         "route_id",
         "rows",
+        "sent_at",
         "snapshots",
         "subscriber",
         "waiting",
@@ -100,10 +107,36 @@ class Target:
         self.rows = route.rows
         self.level = route.level
         self.waiting = waiting
+        #: When the request asking for the awaited SNAPSHOT went out (None: not yet sent).
+        self.sent_at: float | None = None
+        #: REALTIME frames held back during the wait: delivered if it runs out (the SNAPSHOT
+        #: never came), dropped if the SNAPSHOT comes (they predate it). The latest one for
+        #: conflating streams, the trades in order for trade streams (bounded).
+        self.held: list[Any] | None = None
         # Deliveries on the general path; fast-path ones are the stream's ``broadcasts``.
         self.delivered = 0
         self.held_back = 0
         self.snapshots = 0
+
+    def hold(self, msg: Any, every: bool) -> None:
+        """Keep ``msg``, held back while waiting (``every``: the latest trades, up to a quarter
+        of the subscriber's buffer, so their release at once can never overflow it)."""
+        held = self.held
+        if held is None or not every:
+            self.held = [msg]
+            return
+        held.append(msg)
+        if len(held) > min(HOLD_LIMIT, max(1, self.buffer.max_size // 4)):
+            del held[0]
+
+    def wait_state(self) -> tuple[float | None, list[Any] | None]:
+        """What a wait that carries over to a new version of this route keeps."""
+        return self.sent_at, self.held
+
+    def resume_wait(self, state: tuple[float | None, list[Any] | None] | None) -> None:
+        """Take over ``state`` from :meth:`wait_state` of this route's previous version."""
+        if state is not None:
+            self.sent_at, self.held = state
 
 
 class Stream:
@@ -225,6 +258,14 @@ class RouteIndex:
                 if old is None or not old.snapshot:
                     waiting.add(route_id)
         old_windows = dict(self.windows)
+        # A wait that carries over keeps its deadline (when its request went out) and what it
+        # held back.
+        carried = {
+            target.route_id: target.wait_state()
+            for stream in self.streams.values()
+            for target in stream.targets
+            if target.route_id in self.waiting
+        }
         self.clear_routes()
         self.waiting.update(waiting)
         windows = self.windows
@@ -240,6 +281,9 @@ class RouteIndex:
                     windows[code] = window
                 self._window_streams[code] = self._window_streams.get(code, 0) + 1
             targets = tuple(Target(route, route.id in waiting) for route in routes)
+            for target in targets:
+                if target.waiting:
+                    target.resume_wait(carried.get(target.route_id))
             stream = self.streams[index] = Stream(index, targets, window)
             self.by_ticket.setdefault(index[0], {})[index] = stream
         for route in table.routes:
@@ -319,12 +363,19 @@ class RouteIndex:
         route.
         """
         prior: dict[RouteId, tuple[bool, bool]] = {}  # removed id -> (was waiting, was flagged)
+        # removed id -> its wait's send time and held frames
+        carried: dict[RouteId, tuple[float | None, list[Any] | None]] = {}
         gone: dict[StreamIndex, set[RouteId]] = {}
         left: list[tuple[str, str]] = []
         waiting = self.waiting
         for route_id in remove:
             route = self.routes.pop(route_id)
             prior[route_id] = (route_id in waiting, route.snapshot)
+            if route_id in waiting:
+                stream = self.streams.get(route.index)
+                for target in () if stream is None else stream.targets:
+                    if target.route_id == route_id:
+                        carried[route_id] = target.wait_state()
             waiting.discard(route_id)
             gone.setdefault(route.index, set()).add(route_id)
             if self._count_out(route):
@@ -341,7 +392,10 @@ class RouteIndex:
             if wait:
                 waiting.add(route_id)
             self.routes[route_id] = route
-            joined.setdefault(route.index, []).append(Target(route, wait))
+            target = Target(route, wait)
+            if wait and before is not None and before[0]:
+                target.resume_wait(carried.get(route_id))
+            joined.setdefault(route.index, []).append(target)
             self._count_in(route)
         emptied: list[str] = []
         for index in [*gone, *(index for index in joined if index not in gone)]:

@@ -3,10 +3,12 @@
 Theory of operation
 -------------------
 An *ask* is one ``SnapshotService.request`` call: a set of streams and a deadline. A stream is
-identified by its *route key* (:func:`route_key`): the :class:`~engine.planner.StreamKey` with
-Upbit's defaults filled in (an orderbook without units is 30 rows, without level is level 0), so
-the key computed from a request equals the key computed from the SNAPSHOT that answers it
-(:func:`message_key`: type, code, and for an orderbook its row count and level).
+identified by its *route key* (:func:`route_key`): type and code, and for an orderbook its
+``level`` (Upbit's default 0 filled in), so the key computed from a request equals the key
+computed from the SNAPSHOT that answers it (:func:`message_key`). An orderbook's row count is
+never part of it: Upbit has answered requests with other depths than asked
+(docs/UPBIT.md#drift-history). Orderbooks are requested at full depth (no ``.N``), and each ask
+receives the book trimmed to the rows it asked for (:func:`engine._book_rows.trim_rows`).
 
 Each wanted route key is in exactly one of three places:
 
@@ -38,6 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
+from engine._book_rows import trim_rows
 from engine._plan_keys import StreamKey
 from engine.messages import Candle, Message, Orderbook, Ticker, Trade
 
@@ -48,6 +51,7 @@ __all__ = (
     "Resolved",
     "SlotState",
     "SnapshotBook",
+    "full_key",
     "message_key",
     "result_key",
     "route_key",
@@ -57,8 +61,8 @@ __all__ = (
 DEFAULT_ORDERBOOK_UNITS = 30
 
 
-def route_key(key: StreamKey) -> StreamKey:
-    """``key`` with Upbit's defaults filled in, as the SNAPSHOT answering it will look."""
+def full_key(key: StreamKey) -> StreamKey:
+    """``key`` with Upbit's defaults filled in (30 rows, level 0): what the caller asked for."""
     if key.data_type == "orderbook":
         units = DEFAULT_ORDERBOOK_UNITS if key.units is None else key.units
         level = 0.0 if key.level is None else float(key.level)
@@ -66,12 +70,19 @@ def route_key(key: StreamKey) -> StreamKey:
     return StreamKey(key.data_type, key.code)
 
 
+def route_key(key: StreamKey) -> StreamKey:
+    """The key a SNAPSHOT answering ``key`` will have (no orderbook row count): also the wire
+    form it is requested in."""
+    if key.data_type == "orderbook":
+        level = 0.0 if key.level is None else float(key.level)
+        return StreamKey("orderbook", key.code, None, level)
+    return StreamKey(key.data_type, key.code)
+
+
 def message_key(message: object) -> StreamKey | None:
     """The route key a market-data message answers, or ``None`` for anything else."""
     if isinstance(message, Orderbook):
-        return StreamKey(
-            "orderbook", message.code, len(message.orderbook_units), float(message.level)
-        )
+        return StreamKey("orderbook", message.code, None, float(message.level))
     if isinstance(message, Ticker | Trade | Candle):
         return StreamKey(message.type, message.code)
     return None
@@ -128,6 +139,8 @@ class _Ask:
     results: dict[tuple[str, str], Message]
     deadline: float
     timeout: float
+    #: Rows asked per orderbook code: the book it receives is trimmed to that.
+    rows: dict[tuple[str, str], int]
 
 
 @attrs.define(eq=False)
@@ -165,11 +178,15 @@ class SnapshotBook:
         if not keys:
             raise ValueError("an ask needs at least one stream")
         routes = [route_key(key) for key in keys]
-        self._asks[ask_id] = _Ask(ask_id, set(routes), {}, deadline, timeout)
+        rows = {
+            result_key(key): full.units for key in keys if (full := full_key(key)).units is not None
+        }
+        self._asks[ask_id] = _Ask(ask_id, set(routes), {}, deadline, timeout, rows)
         heapq.heappush(self._deadlines, (deadline, ask_id))
         for key, route in zip(keys, routes, strict=True):
             self._waiters.setdefault(route, set()).add(ask_id)
-            self._wire.setdefault(route, key)
+            # Full depth on the wire (no ``.N``): one SNAPSHOT serves asks of any depth.
+            self._wire.setdefault(route, attrs.evolve(key, units=None))
             if route not in self._in_flight:
                 self._parked.pop(route, None)
                 self._queue[route] = None
@@ -200,7 +217,8 @@ class SnapshotBook:
         pair = result_key(key)
         for ask_id in sorted(waiting):
             ask = self._asks[ask_id]
-            ask.results[pair] = message
+            rows = ask.rows.get(pair)
+            ask.results[pair] = message if rows is None else trim_rows(message, rows)  # type: ignore[arg-type]
             ask.remaining.discard(key)
             if not ask.remaining:
                 del self._asks[ask_id]

@@ -158,9 +158,12 @@ class _Coordinator:
             free_at = self._hub.budget_free_at()
             if free_at is not None and queued.intersection(expired.missing):
                 reason = _budget_reason(free_at, now)
-            error = SnapshotTimeoutError(expired.missing, expired.timeout, reason=reason)
             # A timeout after connection trouble says so: the codes may well be fine.
-            error.__cause__ = self._hub.error_since(start)
+            failure = self._hub.error_since(start)
+            error = SnapshotTimeoutError(
+                expired.missing, expired.timeout, reason=reason, connection_error=failure
+            )
+            error.__cause__ = failure
             reply.fail(error)
 
 

@@ -10,6 +10,7 @@ import attrs
 import trio
 
 from actors import ActorRef, Reply
+from engine._failure_log import FailureLog
 from engine._plan_keys import StreamKey
 from engine._snap_book import Batch, SnapshotBook
 from engine.errors import EngineClosedError, ServerError
@@ -185,7 +186,16 @@ class Hub:
         self.open_tickets: set[int] = set()
         #: Tickets holding a batch back for their connection's message budget -> when it frees.
         self.budget_waits: dict[int, float] = {}
+        #: Per ticket index: its failure streak, for the log (it outlives restarts).
+        self.failure_logs: dict[int, FailureLog] = {}
         self._changed = trio.Event()
+
+    def failure_log(self, ticket: int) -> FailureLog:
+        """The failure streak of snapshot ticket ``ticket``."""
+        log = self.failure_logs.get(ticket)
+        if log is None:
+            log = self.failure_logs[ticket] = FailureLog(f"snapshot-{ticket}")
+        return log
 
     def budget_free_at(self) -> float | None:
         """When the first ticket waiting for its message budget may send again, if any is."""

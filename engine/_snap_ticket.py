@@ -37,6 +37,7 @@ import attrs
 import trio
 
 from actors import ActorContext, ActorDeadError, ActorFunction, ActorRef
+from engine._frame_report import FrameReport
 from engine._groups import leaf_exceptions, raise_single_leaf
 from engine._pacing import acquire_slot
 from engine._plan_keys import StreamKey
@@ -75,6 +76,8 @@ class TicketSettings:
     rng: random.Random
     #: Quiet seconds after which a batch's missing SNAPSHOTs are presumed not coming.
     settle_quiet: float
+    #: Where undecodable frames and drifted fields are counted (the engine's metrics).
+    frame_report: FrameReport
 
 
 class _ErrorFrame(Exception):
@@ -101,6 +104,7 @@ class _Ticket:
         self._settings = settings
         self._config = config = settings.config
         self._failures = 0
+        self._failure_log = hub.failure_log(index)
         self._progress: _Progress | None = None
         # Both replaced for every connection.
         self._limiter = message_limiter(config.messages_per_second, config.messages_per_minute)
@@ -184,6 +188,7 @@ class _Ticket:
             self._report(Disconnected(self._index, self._generation, self._end_progress(), None))
             return
         self._failures += 1
+        self._failure_log.failed(str(error) or type(error).__name__, trio.current_time())
         counters = self._hub.counters
         if connected:
             counters.connections_lost += 1
@@ -216,6 +221,7 @@ class _Ticket:
             f"upbit-engine-{uuid.UUID(int=self._settings.rng.getrandbits(128), version=4)}"
         )
         self._hub.counters.connects += 1
+        self._failure_log.connected(trio.current_time())
         self._hub.open_tickets.add(self._index)
         self._report(TicketConnected(self._index, self._generation))
 
@@ -329,13 +335,16 @@ class _Ticket:
 
     async def _reader(self, conn: Connection) -> None:
         counters = self._hub.counters
+        report = self._settings.frame_report
+        name = f"snapshot-{self._index}"
         while True:
             frame = await conn.receive()
             try:
-                decoded = decode_frame(frame)
-            except ProtocolError:
+                decoded = decode_frame(frame, drift=report)
+            except ProtocolError as exc:
                 # It cannot be routed; the ask it answered will time out and name its key.
                 counters.malformed_frames += 1
+                report.undecodable_frame(exc, frame, name)
                 continue
             items = decoded if isinstance(decoded, list) else [decoded]
             snapshots: list[Message] = []

@@ -55,6 +55,17 @@ class TicketNode:
         if self.routing is not None:
             routed = sum(self.routing.routed.values())
             text += f" routed={routed} unrouted={self.routing.unrouted} stale={self.routing.stale}"
+            # Only what went wrong: a quiet line for a healthy ticket.
+            for label, count in (
+                ("held_back", self.routing.held_back),
+                ("snapshots_missing", self.routing.snapshots_missing),
+                ("books_trimmed", self.routing.books_trimmed),
+                ("books_short", self.routing.books_short),
+            ):
+                if count:
+                    text += f" {label}={count}"
+        if connection is not None and connection.frames_skipped:
+            text += f" frames_skipped={connection.frames_skipped}"
         if connection is not None and connection.last_failure is not None:
             text += f" last_failure={connection.last_failure!r}"
         if status.failure is not None:

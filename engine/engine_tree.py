@@ -61,6 +61,7 @@ from actors import (
     Supervisor,
     supervisor_spec,
 )
+from engine._failure_log import FailureLog
 from engine.config import EngineConfig
 from engine.errors import CatalogUnavailableError, EngineClosedError
 from engine.markets import CatalogSource, MarketCatalog
@@ -116,6 +117,8 @@ class TicketRuntime:
     last_frame: float | None = None
     #: Frames received since the engine started.
     frames: int = 0
+    #: Frames skipped since the engine started: undecodable, or of an unmodelled type.
+    frames_skipped: int = 0
     #: When the last abnormal loss began, until the restored connection's first frame.
     lost_at: float | None = None
     state: ConnectionState = ConnectionState.CLOSED
@@ -133,6 +136,10 @@ class TicketRuntime:
     #: While the ticket waits for Upbit to accept a probe: the streams whose SNAPSHOT is due.
     probe_waiting: set[StreamKey] | None = None
     probe_done: trio.Event = attrs.field(factory=trio.Event)
+    #: The current failure streak, for the log (one line per new cause, one on recovery).
+    failure_log: FailureLog = attrs.field(
+        default=attrs.Factory(lambda self: FailureLog(self.name), takes_self=True)
+    )
 
     def enter(self, state: ConnectionState) -> None:
         """Move to ``state`` (``since`` changes only when the state does)."""
@@ -147,12 +154,18 @@ class TicketRuntime:
             self.reconnects += 1
         self.connects += 1
         self.enter(ConnectionState.REPLAYING)
+        self.failure_log.connected(trio.current_time())
 
     def note_failure(self, cause: str) -> None:
-        """Record an abnormal end of a connection or connect attempt."""
+        """Record an abnormal end of a connection or connect attempt.
+
+        Logged at WARNING on the first failure and whenever the cause changes, never once per
+        retry: a server down for minutes costs one line, not one per backoff step."""
+        now = trio.current_time()
         self.failures += 1
         self.last_failure = cause
-        self.last_failure_at = trio.current_time()
+        self.last_failure_at = now
+        self.failure_log.failed(cause, now)
 
     def may_restart(self, cause: str) -> bool:
         """Count a restart in the ticket's window; False once its intensity is exceeded."""
@@ -184,6 +197,7 @@ class TicketRuntime:
             last_failure=self.last_failure,
             last_failure_at=self.last_failure_at,
             rejected_requests=self.rejected_requests,
+            frames_skipped=self.frames_skipped,
         )
 
 
@@ -210,7 +224,7 @@ class EngineCore:
             private=private,
             capacity=ticket_capacity,
         )
-        self.metrics = MetricsRecorder()
+        self.metrics = MetricsRecorder(trio.current_time)
         self.router = Router(on_snapshot=self._on_snapshot)
         self.buffers: dict[str, SubscriberBuffer] = {}
         if catalog is not None:
@@ -239,6 +253,7 @@ class EngineCore:
             connect_limiter=self.connect_limiter,
             rate_backoff=self.rate_backoff,
             rng=random.Random(self.rng.getrandbits(64)),
+            frame_report=self.metrics.frames,
         )
         self.instance = uuid.UUID(int=self.rng.getrandbits(128)).hex[:12]
         self.registry_ref: ActorRef[RegistryCommand] | None = None

@@ -1,14 +1,25 @@
 """Engine events: what the engine itself says inside a subscriber's stream.
 
 ``async for msg in engine.stream(sub_id)`` yields Upbit's messages (:mod:`engine.messages`) and,
-between them, these events. There are two, one for each end of a connection outage:
+between them, these events. Two mark the ends of a connection outage:
 
 - :class:`Interrupted` arrives as soon as the connection carrying some of the subscription's
   streams is lost: from now on the data on hand may be stale, and a quiet stream is quiet because
   nothing can arrive, not because nothing happened.
 - :class:`Gap` arrives once the connection is restored, before the fresh SNAPSHOT of each stream:
-  messages may have been missed between ``start`` and ``end``. Exactly one per outage and
-  subscriber; it follows the matching :class:`Interrupted`.
+  messages may have been missed between ``start`` and ``end``. It follows the matching
+  :class:`Interrupted`; each interrupted code gets exactly one. Usually one Gap covers every
+  code; a stream that moves to another connection while its own is down gets its Gap
+  (``end=None``, its codes) before anything of the new connection, and the Gap at the reconnect
+  covers the codes that stayed.
+
+and one marks a wait that ran out:
+
+- :class:`SnapshotMissing` arrives when a stream's SNAPSHOT did not come within
+  ``EngineConfig.snapshot_timeout`` of the request that asked for it (Upbit does not promise one
+  for untraded, new or suspended markets). The stream's REALTIME messages flow from then on; a
+  SNAPSHOT arriving later is not delivered. It takes the SNAPSHOT's place in the order
+  Interrupted, Gap, SNAPSHOT, REALTIME.
 
 Events are never dropped or conflated by a full buffer. Like messages they have a ``type``
 (``"interrupted"``, ``"gap"``), so ``if msg.type == "trade"`` style dispatch needs no special case.
@@ -21,7 +32,7 @@ from typing import ClassVar, TypeAlias
 
 import attrs
 
-__all__ = ("EngineEvent", "Gap", "Interrupted")
+__all__ = ("EngineEvent", "Gap", "Interrupted", "SnapshotMissing")
 
 
 @attrs.frozen(weakref_slot=False)
@@ -67,5 +78,25 @@ class Gap:
         return None if self.end is None else self.end - self.start
 
 
-EngineEvent: TypeAlias = Interrupted | Gap
+@attrs.frozen(weakref_slot=False)
+class SnapshotMissing:
+    """No SNAPSHOT of ``data_type`` for ``code`` came within ``waited`` seconds on ``ticket``.
+
+    Upbit sends one per requested stream as a rule, but does not promise it for markets that
+    have not traded, are new or are suspended, and a server that omits ``stream_type`` makes
+    every frame look like REALTIME. The engine stops waiting at ``at``: REALTIME messages of the
+    stream reach the subscriber from now on, without a SNAPSHOT first. ``detect_conflicts()``
+    lists the stream (``MISSING_SNAPSHOT``) while it stays without one.
+    """
+
+    type: ClassVar[str] = "snapshot_missing"
+
+    ticket: str
+    data_type: str
+    code: str
+    at: float
+    waited: float
+
+
+EngineEvent: TypeAlias = Interrupted | Gap | SnapshotMissing
 """Any event the engine inserts into a subscriber's stream."""

@@ -27,7 +27,7 @@ from actors import ActorError, Reply, Supervisor, open_supervisor
 from engine.config import EngineConfig
 from engine.debug import EngineTree, TicketNode
 from engine.engine_tree import EngineCore, engine_children, root_options
-from engine.errors import EngineClosedError, InvalidSubscriptionError
+from engine.errors import CatalogNotReadyError, EngineClosedError, InvalidSubscriptionError
 from engine.markets import MarketCatalog, check_subscription, validate_subscription
 from engine.messages import Message
 from engine.metrics import EngineMetrics, SubscriberMetrics
@@ -230,14 +230,25 @@ class Engine:
     ) -> bool:
         """Whether subscribing would be accepted and is not a duplicate of a live subscription.
 
-        Checks against the market catalog held (fetched at start-up; without one, only what can
-        be known without it). :meth:`check_subscription` raises with every reason instead.
+        Checks against the market catalog held, which the engine fetches when it opens. Before
+        that first fetch completed no code can be confirmed as listed: this raises
+        :class:`~engine.errors.CatalogNotReadyError` rather than answer True for a code that
+        may not exist (``await eng.wait_catalog()`` first). With ``validate_codes=False`` codes
+        are not checked at all. :meth:`check_subscription` raises with every reason instead.
         """
         try:
             self.check_subscription(data_type, symbols, units=units, level=level)
         except InvalidSubscriptionError:
             return False
         return True
+
+    async def wait_catalog(self) -> None:
+        """Wait until the market catalog is loaded (the engine fetches it when it opens), so
+        :meth:`validate_subscription` and :meth:`check_subscription` can judge codes.
+
+        Raises :class:`~engine.errors.CatalogUnavailableError` if it cannot be fetched.
+        """
+        await self._core.catalog.get()
 
     def check_subscription(
         self,
@@ -251,7 +262,10 @@ class Engine:
         subscription would be refused, including "duplicate of a live subscription"."""
         types, codes = _types(data_type), _codes(symbols)
         units, level = _normal_units(units), _normal_level(level)
-        reasons = self._problems(types, codes, units, level, self._core.catalog.current)
+        catalog = self._core.catalog.current
+        if catalog is None and self._core.config.validate_codes and codes:
+            raise CatalogNotReadyError()
+        reasons = self._problems(types, codes, units, level, catalog)
         if not reasons:
             try:
                 duplicate = self._core.registry.check_duplicate(
@@ -618,6 +632,16 @@ class Engine:
             ),
             requests_rejected=recorder.requests_rejected,
             tickets_failed=recorder.tickets_failed,
+            undecodable_frames=MappingProxyType(dict(recorder.frames.undecodable)),
+            unknown_types=MappingProxyType(dict(recorder.frames.unknown_types)),
+            field_drift=MappingProxyType(dict(recorder.frames.drifted_fields)),
+            snapshots_missing=recorder.snapshots_missing,
+            orderbook_rows_mismatch=MappingProxyType(
+                {
+                    "trimmed": sum(t.books_trimmed for t in routing.tickets.values()),
+                    "short": sum(t.books_short for t in routing.tickets.values()),
+                }
+            ),
         )
 
     def debug_tree(self) -> EngineTree:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import enum
 import math
+import time
 from collections.abc import Callable, Mapping
 
 import attrs
 
+from engine._frame_report import FrameReport
 from engine.snapshots import SnapshotUsage
 from engine.subscriptions import PoolUsage
 
@@ -71,6 +73,9 @@ class TicketMetrics:
     last_failure_at: float | None
     #: Requests Upbit answered with an error frame that was traced to subscriptions.
     rejected_requests: int
+    #: Frames skipped (undecodable, or of a type the engine does not model); the connection
+    #: went on.
+    frames_skipped: int = 0
 
 
 @attrs.frozen
@@ -120,7 +125,9 @@ class LatencyTracker:
 class MetricsRecorder:
     """The engine's mutable counters. Only the engine writes them; read :class:`EngineMetrics`."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        #: Undecodable frames, unmodelled types and drifted fields, from every receive loop.
+        self.frames = FrameReport(clock)
         #: Calls of subscribe_realtime / modify that were accepted, and rejected or failed.
         self.subscriptions_succeeded = 0
         self.subscriptions_failed = 0
@@ -150,6 +157,8 @@ class MetricsRecorder:
         self.requests_rejected = 0
         #: Tickets that stopped reconnecting (restart intensity exceeded, refused keys).
         self.tickets_failed = 0
+        #: SNAPSHOT waits that ran out (the subscriber got ``SnapshotMissing``).
+        self.snapshots_missing = 0
 
     def count_received(self, data_type: str, count: int = 1) -> None:
         """Count ``count`` frames of ``data_type``."""
@@ -218,6 +227,20 @@ class EngineMetrics:
     requests_rejected: int = 0
     #: Tickets that gave up (restart intensity exceeded, refused keys).
     tickets_failed: int = 0
+    #: Frames skipped because they could not be decoded, per reason (``not_json``,
+    #: ``identity``, ``unknown_status``...: ``engine.protocol.FRAME_PROBLEMS``). None of them
+    #: ended a connection.
+    undecodable_frames: Mapping[str, int] = attrs.field(factory=dict)
+    #: Data frames of types the engine does not model, per type (skipped).
+    unknown_types: Mapping[str, int] = attrs.field(factory=dict)
+    #: Fields a frame did not carry as modelled (missing, null, unreadable), left ``None``,
+    #: per ``(data type, field)``.
+    field_drift: Mapping[tuple[str, str], int] = attrs.field(factory=dict)
+    #: SNAPSHOT waits that ran out: the subscriber got ``SnapshotMissing``, then REALTIME.
+    snapshots_missing: int = 0
+    #: Orderbook deliveries with more rows than asked (``trimmed`` for the subscriber) or fewer
+    #: (``short``, delivered as they came).
+    orderbook_rows_mismatch: Mapping[str, int] = attrs.field(factory=dict)
 
     @property
     def ticket_efficiency(self) -> float:
@@ -279,6 +302,34 @@ class EngineMetrics:
             [({"type": kind}, count) for kind, count in sorted(self.messages_received.items())],
         )
         out.counter("unrouted_total", "Frames with no subscriber.", self.unrouted)
+        out.counter_family(
+            "frames_undecodable_total",
+            "Frames skipped because they could not be decoded, by reason.",
+            [({"reason": reason}, n) for reason, n in sorted(self.undecodable_frames.items())],
+        )
+        out.counter_family(
+            "frames_unknown_type_total",
+            "Data frames of types the engine does not model, by type.",
+            [({"type": kind}, n) for kind, n in sorted(self.unknown_types.items())],
+        )
+        out.counter_family(
+            "field_drift_total",
+            "Fields left None because a frame lacked them, sent null or unreadable values.",
+            [
+                ({"type": kind, "field": field}, n)
+                for (kind, field), n in sorted(self.field_drift.items())
+            ],
+        )
+        out.counter(
+            "snapshots_missing_total",
+            "SNAPSHOT waits that ran out (REALTIME delivered without one).",
+            self.snapshots_missing,
+        )
+        out.counter_family(
+            "orderbook_rows_mismatch_total",
+            "Orderbook deliveries with more (trimmed) or fewer (short) rows than asked.",
+            [({"kind": kind}, n) for kind, n in sorted(self.orderbook_rows_mismatch.items())],
+        )
         out.counter("snapshot_requests_total", "Snapshot calls.", self.snapshot_requests)
         out.counter("snapshot_failures_total", "Failed snapshot calls.", self.snapshot_failures)
         out.gauge_family(

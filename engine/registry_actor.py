@@ -79,6 +79,7 @@ __all__ = (
     "RegistryCommand",
     "Relaunch",
     "RequestRejected",
+    "SnapshotOverdue",
     "SnapshotSeen",
     "Subscribe",
     "TicketConnected",
@@ -251,6 +252,17 @@ class SnapshotSeen:
 
 
 @attrs.frozen
+class SnapshotOverdue:
+    """A subscriber's SNAPSHOT did not come within the snapshot timeout: the router ended its
+    wait (REALTIME flows to it now) and told it with a ``SnapshotMissing`` event."""
+
+    ticket: str
+    key: StreamKey
+    subscription_id: str
+    at: float
+
+
+@attrs.frozen
 class BufferFailed:
     """A subscriber's buffer overflowed under the lossless policy."""
 
@@ -292,6 +304,7 @@ RegistryCommand = (
     | WantsConnection
     | Relaunch
     | SnapshotSeen
+    | SnapshotOverdue
     | BufferFailed
     | ConsumerClosed
     | _MarkActive
@@ -391,6 +404,8 @@ class _RegistryState:
                 self.launch_needed()
             case SnapshotSeen(ticket, key, sub_id, at):
                 self.on_snapshot(ticket, key, sub_id, at)
+            case SnapshotOverdue(ticket, key, sub_id, at):
+                self.on_snapshot_overdue(ticket, key, sub_id, at)
             case BufferFailed(sub_id, cause):
                 self.on_buffer_failed(sub_id, cause)
             case ConsumerClosed(sub_id):
@@ -564,6 +579,14 @@ class _RegistryState:
         requested = core.first_message_due.pop(sub_id, None)
         if requested is not None:
             core.metrics.connect_latency.observe(at - requested)
+
+    def on_snapshot_overdue(self, ticket: str, key: StreamKey, sub_id: str, at: float) -> None:
+        # The stream is live without its SNAPSHOT. The registry's own record of the missing
+        # SNAPSHOT stays (detect_conflicts reports MISSING_SNAPSHOT); the route asks no more.
+        core = self.core
+        core.awaiting.discard((ticket, key, sub_id))
+        core.first_message_due.pop(sub_id, None)
+        self._mark_active(sub_id, at)
 
     def _mark_active(self, sub_id: str, at: float) -> None:
         try:

@@ -51,6 +51,7 @@ from typing import Final, TypeAlias
 
 import attrs
 
+from engine._book_rows import trim_rows
 from engine._plan_keys import StreamKey
 from engine._route_buffer import BufferStatistics, StreamItem, SubscriberBuffer
 from engine._route_dedupe import TradeWindow
@@ -65,7 +66,7 @@ from engine._route_index import (
     Target,
 )
 from engine._route_table import Route, RouteId, RoutingTable, StreamIndex
-from engine.events import Gap, Interrupted
+from engine.events import Gap, Interrupted, SnapshotMissing
 from engine.messages import Message, MyAsset
 
 __all__ = (
@@ -96,6 +97,9 @@ class _Outage:
     cause: str
     #: subscription id -> (its buffer, the codes it had on the ticket)
     affected: dict[str, tuple[SubscriberBuffer, tuple[str, ...]]]
+    #: subscription id -> the streams it had on the ticket (a stream that leaves the ticket
+    #: while it is down ends the outage for its code: see ``Router._settle_moved``)
+    keys: dict[str, frozenset[StreamKey]] = attrs.Factory(dict)
 
 
 @attrs.define
@@ -111,6 +115,9 @@ class _TicketState:
     unwanted_snapshots: int = 0
     held_back: int = 0
     duplicates: int = 0
+    books_trimmed: int = 0
+    books_short: int = 0
+    snapshots_missing: int = 0
 
 
 @attrs.define
@@ -131,7 +138,7 @@ class TicketRouteStatistics:
     #: type, whether delivered, held back, skipped as duplicates or an unwanted SNAPSHOT.
     routed: Mapping[str, int]
     #: Frames with no subscriber: parking replies, stale frames after a replacement or an
-    #: unsubscribe, orderbooks of no wanted depth or level.
+    #: unsubscribe, orderbooks of no wanted level.
     unrouted: int
     #: Frames of a generation other than the open one (or while the ticket was down).
     stale: int
@@ -143,6 +150,12 @@ class TicketRouteStatistics:
     duplicates: int
     #: When the current outage began, or ``None`` while connected.
     down_since: float | None
+    #: Orderbook deliveries with more rows than the subscriber asked for (trimmed for it), and
+    #: with fewer (delivered as they came).
+    books_trimmed: int = 0
+    books_short: int = 0
+    #: SNAPSHOT waits that ran out (:class:`~engine.events.SnapshotMissing` delivered).
+    snapshots_missing: int = 0
 
 
 @attrs.frozen
@@ -251,6 +264,7 @@ class Router:
         self._table = table
         self._revision += 1
         self._settle_outages()
+        self._settle_moved(name for name, state in self._tickets.items() if state.outage)
 
     def update(self, *, remove: Iterable[RouteId] = (), add: Iterable[Route] = ()) -> None:
         """Change the table in force: remove the routes ``remove`` (by id), add ``add``.
@@ -278,6 +292,9 @@ class Router:
         self._revision += 1
         if left:
             self._settle_left(left)
+        touched = {route_id[0] for route_id in removing}
+        # Ticket order, as a full publish goes, so both ways give the same events in order.
+        self._settle_moved(name for name in self._tickets if name in touched)
 
     def _settle_outages(self) -> None:
         outages = [state for state in self._tickets.values() if state.outage is not None]
@@ -307,6 +324,40 @@ class Router:
             for sub in candidates[state.name]:
                 if sub not in here and sub in outage.affected:
                     self._gap_left(state.name, outage, sub)
+
+    def _settle_moved(self, tickets: Iterable[str]) -> None:
+        """Gaps for streams that left a ticket while it is down, for subscribers that still
+        read other streams there.
+
+        Such a stream goes on elsewhere (another ticket, where it gets its own SNAPSHOT), so
+        its outage is over for the subscriber: a Gap with ``end=None`` for its code comes now,
+        before anything of the stream's new home, and the Gap at the ticket's reconnect covers
+        the codes that stayed. Interrupted, Gap, SNAPSHOT, REALTIME holds per code.
+        """
+        for name in tickets:
+            state = self._tickets.get(name)
+            outage = None if state is None else state.outage
+            if outage is None or not outage.affected:
+                continue
+            here: dict[str, set[StreamKey]] = {}
+            for stream in self._index.by_ticket.get(name, {}).values():
+                for target in stream.targets:
+                    here.setdefault(target.subscriber, set()).add(target.key)
+            for sub, (buffer, codes) in list(outage.affected.items()):
+                had = outage.keys.get(sub, frozenset())
+                moved = {key.code for key in had - here.get(sub, set()) if key.code}
+                if not moved or not codes:
+                    continue
+                gone = tuple(code for code in codes if code in moved)
+                if not gone:
+                    continue
+                buffer.put_event(Gap(name, outage.start, None, outage.cause, gone))
+                remaining = tuple(code for code in codes if code not in moved)
+                outage.keys[sub] = frozenset(key for key in had if key.code not in moved)
+                if remaining:
+                    outage.affected[sub] = (buffer, remaining)
+                else:
+                    del outage.affected[sub]
 
     @staticmethod
     def _gap_left(ticket: str, outage: _Outage, sub: str) -> None:
@@ -379,6 +430,10 @@ class Router:
             if stream.kind == PRIVATE:
                 continue
             for target in stream.targets:
+                # The deadline runs from the new connection's replay; frames held back belong
+                # to the old connection.
+                target.sent_at = None
+                target.held = None
                 if not target.waiting:
                     target.waiting = True
                     stream.waiting += 1
@@ -404,7 +459,12 @@ class Router:
                 keys.setdefault(target.subscriber, []).append(target.key)
                 buffers[target.subscriber] = target.buffer
         affected = {sub: (buffers[sub], _codes_of(found)) for sub, found in keys.items()}
-        state.outage = _Outage(start=at, cause=cause, affected=affected)
+        state.outage = _Outage(
+            start=at,
+            cause=cause,
+            affected=affected,
+            keys={sub: frozenset(found) for sub, found in keys.items()},
+        )
         for buffer, codes in affected.values():
             buffer.put_event(Interrupted(ticket, at, cause, codes))
         return True
@@ -471,6 +531,7 @@ class Router:
         kind = stream.kind
         rows: int | None = None
         level: float | None = None
+        trimmed: dict[int, Message] = {}
         if kind == BOOK:
             rows = len(msg.orderbook_units)  # type: ignore[union-attr]
             level = msg.level  # type: ignore[union-attr]
@@ -484,13 +545,16 @@ class Router:
         satisfied: list[Target] = []
         got: list[str] = []
         for target in stream.targets:
-            if rows is not None and (target.rows != rows or target.level != level):
+            # Orderbooks match by (code, level), never by row count: Upbit has sent other
+            # depths than asked (docs/UPBIT.md#drift-history).
+            if rows is not None and target.level != level:
                 continue
             matched = True
             if snapshot:
                 if not target.waiting:
                     continue
                 target.waiting = False
+                target.held = None  # what was held back predates the SNAPSHOT
                 target.snapshots += 1
                 stream.waiting -= 1
                 self._waiting.discard(target.route_id)
@@ -498,12 +562,15 @@ class Router:
             elif target.waiting:
                 target.held_back += 1
                 state.held_back += 1
+                if seen is None or target.subscriber not in seen:
+                    # Kept for the case the SNAPSHOT never comes (see expire_waits).
+                    target.hold(self._view(msg, rows, target, trimmed, state), window is not None)
                 continue
             if seen is not None and target.subscriber in seen:
                 target.buffer.count_duplicate()
                 state.duplicates += 1
                 continue
-            target.put(msg)
+            target.put(self._view(msg, rows, target, trimmed, state))
             target.delivered += 1
             got.append(target.subscriber)
         if not matched:
@@ -519,6 +586,102 @@ class Router:
                 for target in satisfied:
                     callback(stream.ticket, target.key, target.subscriber)
         return len(got)
+
+    def _view(
+        self,
+        msg: Message,
+        rows: int | None,
+        target: Target,
+        trimmed: dict[int, Message],
+        state: _TicketState,
+    ) -> Message:
+        """``msg`` as ``target`` receives it (an orderbook trimmed to the rows it asked for)."""
+        wanted = target.rows
+        if rows is None or wanted is None or rows == wanted:
+            return msg
+        return self._book_rows(msg, rows, wanted, trimmed, state)
+
+    @staticmethod
+    def _book_rows(
+        book: Message, rows: int, wanted: int, trimmed: dict[int, Message], state: _TicketState
+    ) -> Message:
+        """The view of ``book`` (``rows`` deep) for a subscriber that asked for ``wanted``."""
+        if rows < wanted:
+            state.books_short += 1
+            return book
+        state.books_trimmed += 1
+        view = trimmed.get(wanted)
+        if view is None:
+            view = trimmed[wanted] = trim_rows(book, wanted)  # type: ignore[arg-type]
+        return view
+
+    # ------------------------------------------------------------------------------------------
+    # SNAPSHOT deadlines
+
+    def note_sent(self, ticket: str, *, at: float) -> None:
+        """A request went out on ``ticket`` at ``at``: every wait on it not yet covered by a
+        request now counts its deadline from ``at`` (see :meth:`expire_waits`)."""
+        for stream in self._index.by_ticket.get(ticket, {}).values():
+            if not stream.waiting:
+                continue
+            for target in stream.targets:
+                if target.waiting and target.sent_at is None:
+                    target.sent_at = at
+
+    def next_wait_deadline(self, ticket: str, timeout: float) -> float | None:
+        """When the earliest sent SNAPSHOT wait on ``ticket`` runs out, if any is open."""
+        earliest: float | None = None
+        for stream in self._index.by_ticket.get(ticket, {}).values():
+            if not stream.waiting:
+                continue
+            for target in stream.targets:
+                if target.waiting and target.sent_at is not None:
+                    due = target.sent_at + timeout
+                    if earliest is None or due < earliest:
+                        earliest = due
+        return earliest
+
+    def expire_waits(self, ticket: str, *, now: float, timeout: float) -> list[RouteId]:
+        """End every SNAPSHOT wait on ``ticket`` whose request went out ``timeout`` or more
+        seconds before ``now``: each subscriber gets a :class:`~engine.events.SnapshotMissing`
+        and the stream's REALTIME frames from now on. Returns the routes whose wait ended."""
+        state = self._state(ticket)
+        ended: list[RouteId] = []
+        for stream in list(self._index.by_ticket.get(ticket, {}).values()):
+            if not stream.waiting:
+                continue
+            for target in stream.targets:
+                sent_at = target.sent_at
+                # The same sum next_wait_deadline gives, so a wake-up at it always ends the
+                # wait (``now - sent_at`` can fall one ulp short of ``timeout``).
+                if not target.waiting or sent_at is None or now < sent_at + timeout:
+                    continue
+                ended.append(target.route_id)
+                key = target.key
+                target.buffer.put_event(
+                    SnapshotMissing(ticket, key.data_type, key.code, now, now - sent_at)
+                )
+                self._release_held(stream, target)
+        for route_id in ended:
+            self.end_wait(route_id)
+        state.snapshots_missing += len(ended)
+        return ended
+
+    @staticmethod
+    def _release_held(stream: Stream, target: Target) -> None:
+        """Deliver what ``target`` held back while it waited: without a SNAPSHOT, those frames
+        are the stream's data, and nothing is withheld past the deadline."""
+        held, target.held = target.held, None
+        window = stream.window
+        for msg in held or ():
+            if window is not None:
+                sequential_id = msg.sequential_id
+                seen = window.ids.get(sequential_id)
+                if seen is not None and target.subscriber in seen:
+                    continue
+                window.add(sequential_id, (*(seen or ()), target.subscriber))
+            target.put(msg)
+            target.delivered += 1
 
     # ------------------------------------------------------------------------------------------
     # Statistics
@@ -576,6 +739,9 @@ class Router:
                 held_back=state.held_back,
                 duplicates=state.duplicates,
                 down_since=None if state.outage is None else state.outage.start,
+                books_trimmed=state.books_trimmed,
+                books_short=state.books_short,
+                snapshots_missing=state.snapshots_missing,
             )
             for name, state in self._tickets.items()
         }

@@ -40,8 +40,9 @@ from actors import (
     Strategy,
     supervisor_spec,
 )
+from engine._frame_report import FrameReport
 from engine._plan_keys import StreamKey, ordered_unique
-from engine._snap_book import result_key, route_key
+from engine._snap_book import full_key, result_key
 from engine._snap_coordinator import coordinator_actor
 from engine._snap_messages import Ask, Hub, Results
 from engine._snap_ticket import TicketSettings, ticket_actor
@@ -136,6 +137,7 @@ class SnapshotService:
         connect_limiter: SlidingWindowLimiter,
         rng: random.Random,
         rate_backoff: RateLimitBackoff | None = None,
+        frame_report: FrameReport | None = None,
     ) -> None:
         self._config = config
         self._rng = rng
@@ -146,6 +148,7 @@ class SnapshotService:
             connect_limiter=connect_limiter,
             rng=rng,
             settle_quiet=min(_SETTLE_QUIET_MAX, config.snapshot_timeout / 5),
+            frame_report=frame_report or FrameReport(),
         )
 
     def child_specs(self) -> list[ChildSpec[Any]]:
@@ -230,9 +233,10 @@ class SnapshotService:
             )
         except CallTimeoutError:
             self._hub.counters.timeouts += 1
+            failure = self._hub.error_since(deadline - timeout)
             raise SnapshotTimeoutError(
-                (result_key(key) for key in keys), timeout
-            ) from self._hub.error_since(deadline - timeout)
+                (result_key(key) for key in keys), timeout, connection_error=failure
+            ) from failure
         except ActorDeadError as exc:
             raise EngineClosedError(
                 "the snapshot service stopped before the request completed (it restarts after a "
@@ -271,7 +275,7 @@ class SnapshotService:
         seen: dict[tuple[str, str], StreamKey] = {}
         clashes: list[str] = []
         for key in keys:
-            route = route_key(key)
+            route = full_key(key)
             other = seen.setdefault(result_key(key), route)
             if other != route:
                 clashes.append(f"{key.data_type}:{key.code}")

@@ -23,7 +23,10 @@ HTTP 418 block lasts. For each connection, with a fresh engine-wide generation n
    ends the connection:
 
    - the **pump**: receive, ``decode_frame`` once, ``Router.route`` (no actor hop per message);
-     an error frame raises :class:`~engine.errors.ServerError` (Upbit closes after one);
+     an error frame raises :class:`~engine.errors.ServerError` (Upbit closes after one); a
+     frame that cannot be decoded, or of a type the engine does not model, is counted and
+     skipped (:mod:`engine._frame_report`): only transport failures, error frames and stalls
+     end a connection;
    - the **keepalive**: a protocol ping every ``ping_interval`` bounded by ``ping_timeout``;
      with the text ``PING`` on, Upbit sends a status frame every 10 s, so total silence for
      ``stall_timeout`` means a stall even when every subscribed pair is quiet;
@@ -69,11 +72,22 @@ from engine._pacing import acquire_slot
 from engine.errors import (
     ConnectionFailedError,
     NoParkingCodeError,
+    ProtocolError,
     RateLimitedError,
     ServerError,
 )
 from engine.markets import choose_parking_code
-from engine.messages import Candle, ErrorReply, MyAsset, MyOrder, Orderbook, StatusUp, Ticker, Trade
+from engine.messages import (
+    Candle,
+    ErrorReply,
+    MyAsset,
+    MyOrder,
+    Orderbook,
+    StatusUp,
+    Ticker,
+    Trade,
+    UnknownMessage,
+)
 from engine.metrics import ConnectionState
 from engine.planner import StreamKey, build_ticket_request, fresh_keys, parking_request
 from engine.protocol import PING_TEXT, build_request, decode_frame
@@ -82,6 +96,7 @@ from engine.registry_actor import (
     AuthFailed,
     ProbePassed,
     RequestRejected,
+    SnapshotOverdue,
     TicketConnected,
     TicketGaveUp,
     TicketLost,
@@ -149,6 +164,8 @@ class _Ticket:
         self.crashing = False
         #: The last connection ended with a rejected request: ask before reconnecting.
         self.rejected = False
+        #: Set (and replaced) on every request sent: wakes the SNAPSHOT deadline watch.
+        self.sent = trio.Event()
 
     async def run(self, task_status: trio.TaskStatus[None]) -> None:
         task_status.started()
@@ -367,6 +384,7 @@ class _Ticket:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pump, conn, generation)
             nursery.start_soon(self._keepalive, conn)
+            nursery.start_soon(self._snapshot_deadlines, generation)
             outcome = await self._replay(conn, generation, limiter, replay)
             if outcome is None:
                 outcome = await self._send_loop(conn, generation, limiter)
@@ -493,6 +511,9 @@ class _Ticket:
         self._promote(now)
         await conn.send_text(text)
         core.metrics.requests_sent += 1
+        core.router.note_sent(self.name, at=now)
+        self.sent.set()
+        self.sent = trio.Event()
         added = frozenset(keys) - self.streaming - self.runtime.known_good
         if added:
             self.recent.append((now, added))
@@ -503,6 +524,25 @@ class _Ticket:
             TicketSent(self.name, generation, keys, fresh, trio.current_time(), change.serial)
         )
         return None
+
+    async def _snapshot_deadlines(self, generation: int) -> None:
+        """No SNAPSHOT wait outlives ``snapshot_timeout``: when one runs out, the router ends it
+        (the subscriber gets ``SnapshotMissing``, then REALTIME) and the registry is told."""
+        router = self.core.router
+        timeout = self.core.config.snapshot_timeout
+        while True:
+            sent = self.sent
+            deadline = router.next_wait_deadline(self.name, timeout)
+            if deadline is None:
+                await sent.wait()
+                continue
+            await trio.sleep_until(deadline)
+            now = trio.current_time()
+            ended = router.expire_waits(self.name, now=now, timeout=timeout)
+            # Counted here, with the event: a reader that saw SnapshotMissing sees the count.
+            self.core.metrics.snapshots_missing += len(ended)
+            for ticket, key, sub_id in ended:
+                self._tell_registry(SnapshotOverdue(ticket, key, sub_id, now))
 
     # -- receiving -----------------------------------------------------------------------------
 
@@ -515,12 +555,30 @@ class _Ticket:
         name = self.name
         now = trio.current_time
         message_types = _MESSAGE_TYPES
+        report = metrics.frames
+        # One socket read can hand out hundreds of frames without a schedule point: yield every
+        # ``burst`` frames so a fast reader drains its buffer between them. A quarter of the
+        # buffer, so even a reader scheduled after two bursts (Trio may order a batch either
+        # way) and a release of held-back trades find room.
+        burst = max(1, min(64, core.config.subscriber_buffer // 4))
+        since_yield = 0
         while True:
+            since_yield += 1
+            if since_yield >= burst:
+                since_yield = 0
+                await trio.lowlevel.checkpoint()
             frame = await conn.receive()
             at = now()
             runtime.last_frame = at
             runtime.frames += 1
-            decoded = decode_frame(frame)
+            try:
+                decoded = decode_frame(frame, drift=report)
+            except ProtocolError as exc:
+                # One unreadable frame never costs the connection (and every healthy stream
+                # on it) a reconnect: it is counted, logged sparingly and skipped.
+                report.undecodable_frame(exc, frame, name)
+                runtime.frames_skipped += 1
+                continue
             kind = type(decoded)
             if kind in message_types:
                 route(name, generation, decoded)  # type: ignore[arg-type]
@@ -532,10 +590,16 @@ class _Ticket:
                         route(name, generation, item)  # type: ignore[arg-type]
                         item_type: str = item.type  # type: ignore[union-attr]
                         received[item_type] = received.get(item_type, 0) + 1
+                    elif type(item) is UnknownMessage:
+                        report.unknown_type(item.type, name)
             elif kind is ErrorReply:
                 raise ServerError(decoded.name, decoded.message)  # type: ignore[union-attr]
             elif kind is StatusUp:
                 received["status"] = received.get("status", 0) + 1
+                continue
+            elif kind is UnknownMessage:
+                report.unknown_type(decoded.type, name)  # type: ignore[union-attr]
+                runtime.frames_skipped += 1
                 continue
             else:
                 continue

@@ -13,7 +13,10 @@ property, each tagged with its letter from issue 6's acceptance:
 (c) no trade (``sequential_id``) delivered twice to one subscriber;
 (d) the emulator never saw a rate limit exceeded;
 (e) no task outlives the engine;
-(f) memory stayed bounded (buffers, router and registry structures).
+(f) memory stayed bounded (buffers, router and registry structures);
+(g) liveness under drift (``examples(drift=True)``): every stream the emulator sends frames of
+    reaches its (fast-reading) subscriber within ``snapshot_timeout`` + 1 s of the first such
+    frame on its connection, and no connection ends because of a frame's content.
 
 Examples serialise to JSON (:meth:`Example.to_json`) and can be rebuilt from one integer
 (:func:`example_from_seed`), which is how a failure is replayed (see test_engine_faults.py).
@@ -21,6 +24,7 @@ Examples serialise to JSON (:meth:`Example.to_json`) and can be rebuilt from one
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import random
@@ -32,7 +36,7 @@ import attrs
 import trio
 
 from engine.errors import InvalidSubscriptionError, SubscriptionFailedError, UpbitEngineError
-from engine.events import Gap, Interrupted
+from engine.events import Gap, Interrupted, SnapshotMissing
 from engine.manager import Engine, SubscriptionStream, open_engine
 from engine.messages import Message, Trade
 from engine.router import StreamItem, SubscriberBuffer
@@ -45,6 +49,8 @@ from engine.testing.faults import (
     InjectError,
     RejectConnects,
     SetLimits,
+    action_from_json,
+    action_to_json,
 )
 
 if TYPE_CHECKING:
@@ -97,6 +103,8 @@ SETTLE_HOLD = 12.0
 #: Bound on reaching the settled state after the plan ended (mock seconds), before the refusals
 #: of the plan are added (see :func:`settle_timeout`).
 SETTLE_BASE = 120.0
+#: Seconds beyond ``snapshot_timeout`` a stream's first frame may take to reach its reader (g).
+LIVENESS_SLACK = 1.0
 #: How often the memory sampler looks at the buffers (mock seconds).
 SAMPLE_EVERY = 0.25
 #: Upper bound on one condition poll: the emulator wakes waiters on its own events and on market
@@ -236,7 +244,7 @@ class Example:
             {
                 "plan": {
                     "seed": self.plan.seed,
-                    "steps": [[s.at, *_encode(s.action)] for s in self.plan.steps],
+                    "steps": [[s.at, *action_to_json(s.action)] for s in self.plan.steps],
                 },
                 "workload": {
                     "seed": self.workload.seed,
@@ -250,10 +258,10 @@ class Example:
     @classmethod
     def from_json(cls, text: str) -> Example:
         data = json.loads(text)
-        actions = {kind.__name__: kind for kind in ACTION_TYPES}
         plan = FaultPlan(
             tuple(
-                FaultStep(at, actions[name](**fields)) for at, name, fields in data["plan"]["steps"]
+                FaultStep(at, action_from_json(name, fields))
+                for at, name, fields in data["plan"]["steps"]
             ),
             data["plan"]["seed"],
         )
@@ -324,11 +332,13 @@ def examples(
     *,
     max_faults: int = MAX_FAULTS,
     bursts: bool = True,
+    drift: bool = False,
 ) -> SearchStrategy[Example]:
     """Hypothesis strategy of examples (shrinks toward fewer faults, fewer steps, fast readers).
 
     ``bursts=False`` leaves :class:`Burst` out of the workload (for hunting other bugs while a
-    known one that bursts trigger is open)."""
+    known one that bursts trigger is open). ``drift=True`` adds ``SetDrift`` steps (the server
+    departs from the documented wire) to the drawn plans."""
     from hypothesis import strategies as st
 
     from engine.testing import fault_plans
@@ -359,6 +369,7 @@ def examples(
         horizon=HORIZON,
         max_downtime=MAX_DOWNTIME,
         actions=actions,
+        drift=drift,
     )
     return st.builds(Example, plans, workload)
 
@@ -405,8 +416,10 @@ class SubscriberLog:
         self.report = report
         #: Streams that owe a SNAPSHOT before their next REALTIME message.
         self.pending: set[tuple[str, str]] = {(t, c) for t in op.types for c in op.codes}
-        #: Ticket -> the Interrupted whose Gap has not arrived yet.
+        #: Ticket -> the Interrupted whose Gap has not arrived yet, and the codes not yet
+        #: covered by a Gap (a stream that moves off a down ticket gets its own, earlier Gap).
         self.open: dict[str, Interrupted] = {}
+        self.open_codes: dict[str, set[str]] = {}
         self.held: set[str] = set(op.codes)
         #: Codes this subscription released at some point: a re-added code's SNAPSHOT may repeat
         #: the last trade it saw before, and that is a new stream, not a duplicate delivery.
@@ -415,6 +428,9 @@ class SubscriberLog:
         #: Trade streams whose SNAPSHOT is owed because of a Gap (not a new stream).
         self.after_gap: set[tuple[str, str]] = set()
         self.snapshots_skipped = 0
+        self.snapshots_missing = 0
+        #: (type, code) -> Trio times this subscription read a message of it (for (g)).
+        self.seen_at: dict[tuple[str, str], list[float]] = {}
         self.items = 0
         self.ended = False
         self.expect_end = False
@@ -428,28 +444,53 @@ class SubscriberLog:
 
     def on_item(self, item: StreamItem) -> None:
         self.items += 1
-        if isinstance(item, Interrupted | Gap):
+        if isinstance(item, Interrupted | Gap | SnapshotMissing):
             text = repr(item)
         else:  # what identifies a message, without rendering a whole orderbook
             text = f"{item.type} {getattr(item, 'code', '')} {item.stream_type} {item.timestamp}"
         self.digest.update(f"{trio.current_time():.6f} {text}\n".encode())
         if isinstance(item, Interrupted):
+            if "ProtocolError" in item.cause:
+                self.fail("g", f"a connection ended because of a frame's content: {item!r}")
             if item.ticket in self.open:
                 self.fail("b", f"a second Interrupted on {item.ticket} before the Gap: {item!r}")
             self.open[item.ticket] = item
+            self.open_codes[item.ticket] = set(item.codes)
             return
         if isinstance(item, Gap):
-            if self.open.pop(item.ticket, None) is None:
+            outage = self.open.get(item.ticket)
+            if outage is None:
                 self.fail("b", f"a Gap without an Interrupted before it: {item!r}")
+            else:
+                left = self.open_codes[item.ticket]
+                if not set(item.codes) <= left:
+                    self.fail("b", f"a Gap for codes not (or no longer) interrupted: {item!r}")
+                left.difference_update(item.codes)
+                # A Gap that ends the outage (end set, or nothing left) closes it.
+                if item.end is not None or not left or not item.codes:
+                    del self.open[item.ticket]
+                    del self.open_codes[item.ticket]
             if item.end is not None and item.end < item.start:
                 self.fail("b", f"a Gap that ends before it starts: {item!r}")
             owed = {(t, c) for t in self.types for c in item.codes}
             self.pending.update(owed)
             self.after_gap.update(owed)
             return
+        if isinstance(item, SnapshotMissing):
+            # The SNAPSHOT did not come within the snapshot timeout (a slow or stalled
+            # connection): the stream goes on with REALTIME, which is now in order.
+            key = (item.data_type, item.code)
+            for ticket, outage in self.open.items():
+                if item.code in self.open_codes[ticket]:
+                    self.fail("b", f"SnapshotMissing {key} during an outage: {outage!r}")
+            self.snapshots_missing += 1
+            self.pending.discard(key)
+            self.after_gap.discard(key)
+            return
         key = _key(item)
-        for outage in self.open.values():
-            if key[1] in outage.codes:
+        self.seen_at.setdefault(key, []).append(trio.current_time())
+        for ticket, outage in self.open.items():
+            if key[1] in self.open_codes[ticket]:
                 self.fail("b", f"{key} delivered during an outage, before its Gap: {outage!r}")
         if item.stream_type == "SNAPSHOT":
             self.pending.discard(key)
@@ -769,6 +810,49 @@ class Runner:
 
     # -- checks -----------------------------------------------------------------------------
 
+    def check_liveness(self) -> None:
+        """(g): what the emulator sends of a stream reaches its fast reader in time."""
+        limit = self.eng.config.snapshot_timeout + LIVENESS_SLACK
+        now = trio.current_time()
+        # The emulator records a frame when it queues it; a stalled connection queues without
+        # writing, so what it "sent" never left (the engine's stall detection handles those).
+        stalled = {
+            event.conn_id
+            for event in self.emu.history()
+            if event.kind == "fault" and event.detail.startswith("stall")
+        }
+        # What each open connection streams now (a parking reply, a one-off SNAPSHOT, is not).
+        streaming = {
+            info.conn_id: {
+                (entry.type, code) for entry in info.subscriptions for code in entry.codes or ()
+            }
+            for info in self.emu.connections(open_only=True)
+            if info.conn_id not in stalled and not info.stalled
+        }
+        carried: dict[tuple[str, str], list[float]] = {}
+        for (conn_id, data_type, code), at in self.emu.first_sent().items():
+            if (data_type, code) in streaming.get(conn_id, ()):
+                carried.setdefault((data_type, code), []).append(at)
+        for sub_id, log in self.logs.items():
+            if log.ended or log.delay or log.failure is not None:
+                continue  # a slow reader reads late by design
+            try:
+                codes = self.eng.subscription(sub_id).codes
+            except UpbitEngineError:
+                continue  # released meanwhile
+            for key in ((t, c) for t in log.types for c in codes):
+                times = log.seen_at.get(key, [])
+                for first in carried.get(key, []):
+                    if first + limit > now:
+                        continue  # too recent to judge
+                    index = bisect.bisect_left(times, first)
+                    if index == len(times) or times[index] > first + limit:
+                        self.report.add(
+                            "g",
+                            f"{sub_id}: {key} was sent from {first:.3f} s on and did not reach "
+                            f"the subscriber within {limit:g} s",
+                        )
+
     def check_failures(self) -> None:
         """Subscriptions that failed did so with a clear SubscriptionFailedError, for a reason
         the example explains."""
@@ -901,6 +985,7 @@ class Runner:
         else:
             for prop, text in self.problems():
                 self.report.add(prop, text)
+            self.check_liveness()
         self.check_failures()
         self.check_ends()
         self.check_limits()

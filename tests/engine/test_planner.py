@@ -253,14 +253,29 @@ def test_a_joining_subscriber_gets_a_snapshot_of_a_flowing_stream() -> None:
     ]
 
 
-def test_orderbook_units_and_levels_get_their_own_objects() -> None:
-    keys = [ob("A", 15), ob("B", 15), ob("A", 5), ob("A", 15, 1000)]
+def test_orderbook_depths_of_one_code_and_level_go_as_one_stream_at_the_deepest() -> None:
+    # Frames are matched by (code, level), never by row count: two depths of one pair would be
+    # indistinguishable on the wire, so the deepest is carried and shallower views are trimmed.
+    keys = [ob("A", 15), ob("B", 15), ob("A", 5), ob("A", 15, 1000), ob("B", 30)]
     requests = build_ticket_request(keys, streaming=(), snapshot_wanted=())
     assert requests == [
-        TypeRequest("orderbook", ("A", "B"), units=15),
-        TypeRequest("orderbook", ("A",), units=5),
+        TypeRequest("orderbook", ("A",), units=15),
+        TypeRequest("orderbook", ("B",), units=30),
         TypeRequest("orderbook", ("A",), units=15, level=1000),
     ]
+    # No suffix is Upbit's full depth: deeper than any suffix.
+    full = build_ticket_request(
+        [ob("A", 5), StreamKey("orderbook", "A")], streaming=(), snapshot_wanted=()
+    )
+    assert full == [TypeRequest("orderbook", ("A",))]
+
+
+def test_a_merged_orderbook_asks_a_snapshot_when_any_of_its_depths_needs_one() -> None:
+    old, new = ob("A", 5), ob("A", 15)
+    requests = build_ticket_request([old, new], streaming={old}, snapshot_wanted=())
+    assert requests == [TypeRequest("orderbook", ("A",), units=15)]
+    flowing = build_ticket_request([old, new], streaming={old, new}, snapshot_wanted=())
+    assert flowing == [TypeRequest("orderbook", ("A",), units=15, is_only_realtime=True)]
 
 
 def test_private_types_get_plain_objects_and_every_market_wins() -> None:

@@ -8,7 +8,7 @@ import trio
 import trio.testing
 
 from engine.errors import SubscriptionFailedError
-from engine.events import Gap, Interrupted
+from engine.events import Gap, Interrupted, SnapshotMissing
 from engine.messages import Message, Orderbook, Ticker, Trade
 from engine.planner import StreamKey
 from engine.router import Route, Router, RoutingTable, StreamItem, SubscriberBuffer
@@ -348,39 +348,51 @@ def test_the_dedupe_window_is_bounded() -> None:
 # Orderbook filters and private streams
 
 
-def test_orderbook_frames_reach_only_their_depth_and_level() -> None:
-    five, fifteen, default, thirty, grouped = (
-        SubscriberBuffer(name) for name in ("five", "fifteen", "default", "thirty", "grouped")
+def test_orderbook_frames_match_by_code_and_level_and_are_trimmed_per_subscriber() -> None:
+    five, fifteen, default, grouped, other = (
+        SubscriberBuffer(name) for name in ("five", "fifteen", "default", "grouped", "other")
     )
     router = connected_router(
         route(T, "orderbook", "KRW-BTC", five, units=5),
         route(T, "orderbook", "KRW-BTC", fifteen, units=15),
         route(T, "orderbook", "KRW-BTC", default),
-        route(T, "orderbook", "KRW-BTC", thirty, units=30),
         route(T, "orderbook", "KRW-BTC", grouped, units=15, level=10000.0),
+        route(T, "orderbook", "KRW-ETH", other, units=5),
     )
-    frames = [
-        book(rows=5, stream=SNAP, stamp=1),
-        book(rows=15, stream=SNAP, stamp=2),
-        book(rows=30, stream=SNAP, stamp=3),
-        book(rows=15, level=10000.0, stream=SNAP, stamp=4),
-        book(rows=5, stamp=5),
-        book(rows=15, level=10000.0, stamp=6),
-        book(rows=30, stamp=7),
-        book(rows=1, stamp=8),  # nobody wants one row
-    ]
-    for frame in frames:
-        router.route(T, 1, frame)
+    # One SNAPSHOT of the pair (whatever its depth) serves every depth of its level.
+    router.route(T, 1, book(rows=30, stream=SNAP, stamp=1))
+    router.route(T, 1, book(rows=20, level=10000.0, stream=SNAP, stamp=2))
+    router.route(T, 1, book(rows=30, stamp=3))
+    router.route(T, 1, book(rows=3, stamp=4))  # shallower than asked: delivered as it came
+    router.route(T, 1, book(rows=15, level=10000.0, stamp=5))
+    router.route(T, 1, book(rows=30, level=500.0, stamp=6))  # nobody wants that level
 
-    def stamps(buffer: SubscriberBuffer) -> list[int]:
-        return [b.timestamp for b in drain(buffer) if isinstance(b, Orderbook)]
+    def seen(buffer: SubscriberBuffer) -> list[tuple[int | None, int]]:
+        return [
+            (b.timestamp, len(b.orderbook_units)) for b in drain(buffer) if isinstance(b, Orderbook)
+        ]
 
-    assert stamps(five) == [1, 5]
-    assert stamps(fifteen) == [2]
-    assert stamps(default) == [3, 7]
-    assert stamps(thirty) == [3, 7]
-    assert stamps(grouped) == [4, 6]
-    assert router.statistics().tickets[T].unrouted == 1
+    assert seen(five) == [(1, 5), (3, 5), (4, 3)]
+    assert seen(fifteen) == [(1, 15), (3, 15), (4, 3)]
+    assert seen(default) == [(1, 30), (3, 30), (4, 3)]
+    assert seen(grouped) == [(2, 15), (5, 15)]
+    assert seen(other) == []
+    stats = router.statistics().tickets[T]
+    assert stats.unrouted == 1
+    # Trimmed: 5 and 15 of frames 1 and 3, and 15 of frame 2. Short: 5, 15, 30 of frame 4.
+    assert (stats.books_trimmed, stats.books_short) == (5, 3)
+
+
+def test_a_trimmed_view_is_the_best_rows_of_the_frame() -> None:
+    five = SubscriberBuffer("five")
+    router = connected_router(route(T, "orderbook", "KRW-BTC", five, units=5))
+    frame = book(rows=30, stream=SNAP)
+    router.route(T, 1, frame)
+    (view,) = drain(five)
+    assert isinstance(view, Orderbook)
+    assert view.orderbook_units == frame.orderbook_units[:5]
+    assert view.timestamp == frame.timestamp
+    assert view.total_ask_size == frame.total_ask_size
 
 
 def test_private_streams_are_not_gated_and_my_order_of_every_market_sees_each() -> None:
@@ -497,3 +509,136 @@ async def test_a_slow_consumer_never_delays_another() -> None:
     last = drain(stuck_book)[-1]
     assert isinstance(last, Ticker)
     assert last.trade_price == total - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# SNAPSHOT deadlines
+
+
+def test_a_wait_ends_at_its_deadline_counted_from_the_request() -> None:
+    a, b = SubscriberBuffer("a"), SubscriberBuffer("b")
+    router = connected_router(route(T, "ticker", "KRW-BTC", a), route(T, "ticker", "KRW-ETH", b))
+    assert router.next_wait_deadline(T, 5.0) is None  # nothing sent yet: no clock runs
+    router.note_sent(T, at=10.0)
+    router.note_sent(T, at=12.0)  # a later request does not push the deadline back
+    assert router.next_wait_deadline(T, 5.0) == 15.0
+    router.route(T, 1, ticker("KRW-ETH", stream=SNAP))  # ETH's came; BTC's never does
+    assert router.route(T, 1, ticker("KRW-BTC")) == 0  # held back while BTC waits
+    assert router.expire_waits(T, now=14.9, timeout=5.0) == []
+    ended = router.expire_waits(T, now=15.0, timeout=5.0)
+    assert [(ticket, k.code, sub) for ticket, k, sub in ended] == [(T, "KRW-BTC", "a")]
+    (missing, held) = drain(a)  # then the REALTIME frame held back meanwhile
+    assert isinstance(held, Ticker)
+    assert held.code == "KRW-BTC"
+    assert isinstance(missing, SnapshotMissing)
+    assert (missing.data_type, missing.code, missing.at, missing.waited) == (
+        "ticker",
+        "KRW-BTC",
+        15.0,
+        5.0,
+    )
+    assert router.route(T, 1, ticker("KRW-BTC")) == 1  # REALTIME flows now
+    assert router.route(T, 1, ticker("KRW-BTC", stream=SNAP)) == 0  # a late SNAPSHOT does not
+    assert router.next_wait_deadline(T, 5.0) is None
+    assert router.statistics().tickets[T].snapshots_missing == 1
+
+
+def test_a_deadline_that_falls_an_ulp_short_still_ends_the_wait() -> None:
+    a = SubscriberBuffer("a")
+    router = connected_router(route(T, "ticker", "KRW-BTC", a))
+    router.note_sent(T, at=1.1)
+    deadline = router.next_wait_deadline(T, 3.0)
+    assert deadline is not None
+    assert deadline - 1.1 < 3.0  # (1.1 + 3.0) - 1.1 == 2.9999999999999996
+    # The wake-up at the deadline must end the wait, or the watcher would spin.
+    assert len(router.expire_waits(T, now=deadline, timeout=3.0)) == 1
+
+
+def test_a_reconnect_restarts_the_wait_and_a_republish_keeps_its_clock() -> None:
+    a, b = SubscriberBuffer("a"), SubscriberBuffer("b")
+    first = route(T, "ticker", "KRW-BTC", a)
+    router = connected_router(first)
+    router.note_sent(T, at=1.0)
+    # Another subscriber's route arrives: the table is rebuilt, the wait keeps its send time.
+    router.publish(RoutingTable([first, route(T, "ticker", "KRW-ETH", b)]))
+    assert router.next_wait_deadline(T, 5.0) == 6.0
+    router.update(add=[route(T, "ticker", "KRW-XRP", b)])
+    assert router.next_wait_deadline(T, 5.0) == 6.0
+    assert router.ticket_lost(T, 1, "dropped", at=2.0)
+    assert router.ticket_connected(T, 2, at=3.0)
+    assert router.next_wait_deadline(T, 5.0) is None  # the replay has not gone out yet
+    router.note_sent(T, at=3.5)
+    assert router.next_wait_deadline(T, 5.0) == 8.5
+
+
+# ---------------------------------------------------------------------------------------------
+# A stream that moves off a down ticket
+
+
+def test_a_stream_moving_off_a_down_ticket_gets_its_gap_before_its_new_home() -> None:
+    sub = SubscriberBuffer("s")
+    btc, eth = route(T, "ticker", "KRW-BTC", sub), route(T, "ticker", "KRW-ETH", sub)
+    router = connected_router(btc, eth)
+    router.route(T, 1, ticker("KRW-BTC", stream=SNAP))
+    router.route(T, 1, ticker("KRW-ETH", stream=SNAP))
+    drain(sub)
+    assert router.ticket_lost(T, 1, "dropped", at=5.0)
+    # ETH moves to realtime-1 while realtime-0 is down; BTC stays.
+    moved = route("realtime-1", "ticker", "KRW-ETH", sub)
+    router.update(remove=[eth.id], add=[moved])
+    assert router.ticket_connected("realtime-1", 1, at=6.0)
+    router.route("realtime-1", 1, ticker("KRW-ETH", stream=SNAP))
+    assert router.ticket_connected(T, 2, at=9.0)
+    router.route(T, 2, ticker("KRW-BTC", stream=SNAP))
+    items = drain(sub)
+    assert [type(item).__name__ for item in items] == [
+        "Interrupted",
+        "Gap",
+        "Ticker",
+        "Gap",
+        "Ticker",
+    ]
+    interrupted, eth_gap, eth_snap, btc_gap, btc_snap = items
+    assert isinstance(interrupted, Interrupted)
+    assert interrupted.codes == ("KRW-BTC", "KRW-ETH")
+    assert isinstance(eth_gap, Gap)
+    assert (eth_gap.codes, eth_gap.end) == (("KRW-ETH",), None)
+    assert isinstance(btc_gap, Gap)
+    assert (btc_gap.codes, btc_gap.end) == (("KRW-BTC",), 9.0)
+    assert getattr(eth_snap, "code", None) == "KRW-ETH"
+    assert getattr(btc_snap, "code", None) == "KRW-BTC"
+
+
+def test_what_a_wait_held_back_is_delivered_when_it_runs_out_and_dropped_on_a_snapshot() -> None:
+    quiet, trades, books = SubscriberBuffer("q"), SubscriberBuffer("t"), SubscriberBuffer("b")
+    router = connected_router(
+        route(T, "ticker", "KRW-BTC", quiet),
+        route(T, "trade", "KRW-BTC", trades),
+        route(T, "orderbook", "KRW-BTC", books, units=5),
+    )
+    router.note_sent(T, at=0.0)
+    # A server that omits stream_type: every frame looks REALTIME, so all are held back.
+    router.route(T, 1, ticker(price=1.0))
+    router.route(T, 1, ticker(price=2.0))
+    for sid in (1, 2, 3):
+        router.route(T, 1, trade(sid=sid))
+    router.route(T, 1, book(rows=30, stamp=7))
+    router.expire_waits(T, now=5.0, timeout=5.0)
+    got = drain(quiet)
+    assert isinstance(got[0], SnapshotMissing)
+    assert [item.trade_price for item in got[1:]] == [2.0]  # type: ignore[union-attr]
+    assert sids(drain(trades)) == [1, 2, 3]  # every trade, in order, once
+    assert router.route(T, 1, trade(sid=3)) == 0  # already delivered: not again
+    (missing, view) = drain(books)
+    assert isinstance(missing, SnapshotMissing)
+    assert isinstance(view, Orderbook)
+    assert (view.timestamp, len(view.orderbook_units)) == (7, 5)
+
+    # When the SNAPSHOT does come, what was held back predates it and is dropped.
+    late = SubscriberBuffer("late")
+    router.update(add=[route(T, "ticker", "KRW-ETH", late)])
+    router.route(T, 1, ticker("KRW-ETH", price=1.0))
+    router.route(T, 1, ticker("KRW-ETH", price=2.0, stream=SNAP))
+    router.note_sent(T, at=6.0)
+    assert router.expire_waits(T, now=20.0, timeout=5.0) == []
+    assert [item.trade_price for item in drain(late)] == [2.0]  # type: ignore[union-attr]

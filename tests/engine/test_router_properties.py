@@ -60,14 +60,15 @@ FrameKind = tuple[str, str, int, float]
 
 
 def matches(stream: StreamKey, kind: FrameKind) -> bool:
-    data_type, code, rows, level = kind
+    """Orderbooks match by (code, level), whatever their row count (the subscriber gets at most
+    the rows it asked for)."""
+    data_type, code, _rows, level = kind
     if (stream.data_type, stream.code) != (data_type, code):
         return False
     if data_type != "orderbook":
         return True
-    want_rows = 30 if stream.units is None else stream.units
     want_level = 0.0 if stream.level is None else stream.level
-    return (want_rows, want_level) == (rows, level)
+    return want_level == level
 
 
 def make_frame(kind: FrameKind, fid: int, snapshot: bool, sid: int) -> Message:
@@ -87,6 +88,24 @@ def frame_id(item: Message) -> int:
     return int(item.trade_price)
 
 
+def _route_of(
+    item: Message, record: Sent, sub: str, fid: int, taken: set[tuple[int, StreamKey]]
+) -> tuple[StreamKey, int]:
+    """The route ``item`` (frame ``fid``) was delivered through: an orderbook carries at most
+    the rows its route asked for, so its row count tells depths apart."""
+    rows = record.kind[2]
+    for stream, request in record.allowed[sub]:
+        if (fid, stream) in taken:
+            continue
+        if isinstance(item, Orderbook):
+            wanted = 30 if stream.units is None else stream.units
+            if len(item.orderbook_units) != min(rows, wanted):
+                continue
+        taken.add((fid, stream))
+        return stream, request
+    raise AssertionError(f"{sub} received frame {fid} more often than it has routes for it")
+
+
 @attrs.define
 class Sent:
     """What the test knows about one routed frame."""
@@ -95,8 +114,9 @@ class Sent:
     kind: FrameKind
     snapshot: bool
     sid: int
-    #: subscriber -> the stream (route key) it may receive this frame as, and the request epoch
-    allowed: dict[str, tuple[StreamKey, int]]
+    #: subscriber -> the streams (route keys) it may receive this frame as, each with its
+    #: request epoch (several: orderbooks of one code and level at different depths)
+    allowed: dict[str, list[tuple[StreamKey, int]]]
 
 
 # A table from a seed (cheap to generate, and uniform): each (subscriber, stream) slot is routed
@@ -194,11 +214,11 @@ def test_random_interleavings_keep_every_promise(
             kind: FrameKind = kind_  # type: ignore[assignment]
             snapshot, sid = bool(snapshot_), int(sid_)  # type: ignore[call-overload]
             fid += 1
-            allowed: dict[str, tuple[StreamKey, int]] = {}
+            allowed: dict[str, list[tuple[StreamKey, int]]] = {}
             if open_ticket[ticket] and not stale:
                 for r in table.routes:
                     if r.ticket == ticket and matches(r.key, kind):
-                        allowed[r.subscriber] = (r.key, epoch[r.id])
+                        allowed.setdefault(r.subscriber, []).append((r.key, epoch[r.id]))
             sent[fid] = Sent(ticket, kind, snapshot, sid, allowed)
             msg = make_frame(kind, fid, snapshot, sid)
             before = {sub: buffers[sub].statistics().buffered for sub in SUBS}
@@ -213,27 +233,40 @@ def test_random_interleavings_keep_every_promise(
         first_seen: set[StreamKey] = set()
         snapshot_epochs: set[tuple[str, StreamKey, int]] = set()
         trade_ids: set[tuple[str, int]] = set()
-        interrupted: dict[str, float] = {}
+        # Ticket -> (outage start, codes no Gap covered yet): a stream that moves off a down
+        # ticket gets a Gap of its own codes first, the reconnect's Gap covers the rest.
+        interrupted: dict[str, tuple[float, set[str]]] = {}
         # After a Gap, streams of that ticket that must start again with a SNAPSHOT.
         restarting: dict[str, set[StreamKey]] = defaultdict(set)
+        # (frame id, stream) pairs received: one frame reaches each of its routes once.
+        taken: set[tuple[int, StreamKey]] = set()
         for item in received[sub]:
             if isinstance(item, Interrupted):
                 assert item.ticket not in interrupted
-                interrupted[item.ticket] = item.start
+                interrupted[item.ticket] = (item.start, set(item.codes))
                 continue
             if isinstance(item, Gap):
-                assert interrupted.pop(item.ticket) == item.start
+                start, left = interrupted[item.ticket]
+                assert start == item.start
+                assert set(item.codes) <= left, "a Gap for codes not interrupted"
+                left.difference_update(item.codes)
+                if item.end is not None or not left:
+                    del interrupted[item.ticket]
                 if item.end is not None:
                     restarting[item.ticket] = {
                         s for s in STREAMS if s.data_type != "trade"
                     } | restarting[item.ticket]
                 continue
             assert isinstance(item, Message)
-            record = sent[frame_id(item)]
+            fid = frame_id(item)
+            record = sent[fid]
             # Wanted, from an open generation, at the time it was routed.
             assert sub in record.allowed, (sub, record)
-            stream, request = record.allowed[sub]
-            assert record.ticket not in interrupted, "a message between Interrupted and Gap"
+            stream, request = _route_of(item, record, sub, fid, taken)
+            outage = interrupted.get(record.ticket)
+            assert outage is None or record.kind[1] not in outage[1], (
+                "a message between Interrupted and Gap"
+            )
             if stream not in first_seen:
                 assert record.snapshot, f"{sub}'s first {stream} is not a SNAPSHOT"
                 first_seen.add(stream)

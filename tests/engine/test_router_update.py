@@ -122,7 +122,7 @@ def test_streams_leaving_a_ticket_that_is_down_get_an_open_ended_gap() -> None:
     a, b, c = SubscriberBuffer("a"), SubscriberBuffer("b"), SubscriberBuffer("c")
     on_t = [
         route(T, "ticker", "KRW-BTC", a),
-        route(T, "trade", "KRW-BTC", a),
+        route(T, "trade", "KRW-ETH", a),
         route(T, "ticker", "KRW-ETH", b),
         route(T, "ticker", "KRW-XRP", c),
     ]
@@ -130,9 +130,13 @@ def test_streams_leaving_a_ticket_that_is_down_get_an_open_ended_gap() -> None:
     router.update(add=on_t)
     router.ticket_connected(T, 1, at=1.0)
     router.ticket_lost(T, 1, "stalled", at=5.0)
-    # a's ticker moves to U but its trade stays on T: a still reads from T, no gap yet.
+    # a's BTC ticker moves to U, its ETH trade stays on T: the outage is over for BTC (its
+    # stream goes on at U, with its own SNAPSHOT), not for ETH.
     router.update(remove=[on_t[0].id], add=[route(U, "ticker", "KRW-BTC", a)])
-    assert [item.type for item in drain(a)] == ["interrupted"]
+    assert drain(a) == [
+        Interrupted(T, 5.0, "stalled", ("KRW-BTC", "KRW-ETH")),
+        Gap(T, 5.0, None, "stalled", ("KRW-BTC",)),
+    ]
     # b leaves T entirely; c stays.
     router.update(remove=[on_t[2].id], add=[route(U, "ticker", "KRW-ETH", b)])
     got = drain(b)
@@ -141,7 +145,7 @@ def test_streams_leaving_a_ticket_that_is_down_get_an_open_ended_gap() -> None:
         Gap(T, 5.0, None, "stalled", ("KRW-ETH",)),
     ]
     router.ticket_connected(T, 2, at=8.0)
-    assert [item.type for item in drain(a)] == ["gap"]
+    assert drain(a) == [Gap(T, 5.0, 8.0, "stalled", ("KRW-ETH",))]  # the code that stayed
     assert drain(b) == []  # it was told already
     assert [item for item in drain(c) if isinstance(item, Gap)] == [
         Gap(T, 5.0, 8.0, "stalled", ("KRW-XRP",))

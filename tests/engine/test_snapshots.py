@@ -146,7 +146,9 @@ async def test_one_snapshot_satisfies_every_caller_of_the_same_stream(
         assert codes.count("KRW-BTC") == 1
 
 
-async def test_orderbook_snapshots_are_routed_by_units_and_level(autojump_clock: MockClock) -> None:
+async def test_orderbook_snapshots_of_any_depth_share_one_full_depth_stream(
+    autojump_clock: MockClock,
+) -> None:
     async with emulator() as emu, service(emu) as (snapshots, _):
         got: dict[int | None, Orderbook] = {}
 
@@ -164,11 +166,10 @@ async def test_orderbook_snapshots_are_routed_by_units_and_level(autojump_clock:
             15: 15,
             None: 30,
         }
+        # One stream at full depth on the wire; each ask got the rows it asked for.
         (record,) = subscribes(emu)
         assert sorted(code for item in type_objects(record) for code in item["codes"]) == [
-            "KRW-BTC",
-            "KRW-BTC.15",
-            "KRW-BTC.5",
+            "KRW-BTC"
         ]
 
 

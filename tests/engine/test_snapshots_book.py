@@ -14,6 +14,7 @@ from engine._snap_book import (
     Resolved,
     SlotState,
     SnapshotBook,
+    full_key,
     message_key,
     route_key,
 )
@@ -45,11 +46,15 @@ def ob(code: str, units: int | None = None, level: float | None = None) -> Strea
     return StreamKey("orderbook", code, units, level)
 
 
-def test_route_keys_fill_in_upbit_defaults() -> None:
-    assert route_key(ob("KRW-BTC")) == StreamKey("orderbook", "KRW-BTC", 30, 0.0)
-    assert route_key(ob("KRW-BTC", 30, 0)) == route_key(ob("KRW-BTC"))
-    assert route_key(ob("KRW-BTC", 5, 1000)) == StreamKey("orderbook", "KRW-BTC", 5, 1000.0)
+def test_route_keys_fill_in_the_default_level_and_leave_the_depth_out() -> None:
+    # A SNAPSHOT is matched by code and level, never by its row count (Upbit has answered with
+    # other depths than asked); full_key keeps what the caller asked for.
+    assert route_key(ob("KRW-BTC")) == StreamKey("orderbook", "KRW-BTC", None, 0.0)
+    assert route_key(ob("KRW-BTC", 30, 0)) == route_key(ob("KRW-BTC", 5))
+    assert route_key(ob("KRW-BTC", 5, 1000)) == StreamKey("orderbook", "KRW-BTC", None, 1000.0)
     assert route_key(StreamKey("ticker", "KRW-BTC")) == StreamKey("ticker", "KRW-BTC")
+    assert full_key(ob("KRW-BTC")) == StreamKey("orderbook", "KRW-BTC", 30, 0.0)
+    assert full_key(ob("KRW-BTC", 5, 1000)) == StreamKey("orderbook", "KRW-BTC", 5, 1000.0)
 
 
 def test_message_keys_match_the_requests_they_answer() -> None:
@@ -74,7 +79,8 @@ def test_concurrent_asks_for_one_stream_share_one_wire_key() -> None:
     assert book.wake() == 0
     batch = book.take(0)
     assert batch is not None
-    assert batch.wire == (ob("KRW-BTC"), ob("KRW-ETH", 5)), "first-seen wire form, once"
+    # Once each, at full depth (no .N suffix): one SNAPSHOT serves asks of any depth.
+    assert batch.wire == (ob("KRW-BTC"), ob("KRW-ETH")), "first-seen wire form, once"
     message = book_message("KRW-BTC")
     first = book.deliver(message)
     assert first == [Resolved(1, {("orderbook", "KRW-BTC"): message})]
@@ -96,15 +102,20 @@ def test_an_ask_for_a_key_in_flight_waits_for_it_without_a_new_batch() -> None:
     assert [r.ask_id for r in book.deliver(book_message("KRW-BTC"))] == [1, 2]
 
 
-def test_other_units_of_a_code_are_another_stream() -> None:
+def test_any_depth_answers_and_each_ask_gets_the_rows_it_asked_for() -> None:
     book = SnapshotBook(1)
     book.ticket_up(0)
     book.add(1, [ob("KRW-BTC", 5)], deadline=5, timeout=5)
+    book.add(2, [ob("KRW-BTC")], deadline=5, timeout=5)
+    book.add(3, [ob("KRW-BTC", 15)], deadline=5, timeout=5)
     book.wake()
-    book.take(0)
-    assert book.deliver(book_message("KRW-BTC", 15)) == []
-    assert book.deliver(book_message("KRW-BTC", 5, level=10.0)) == []
-    assert [r.ask_id for r in book.deliver(book_message("KRW-BTC", 5))] == [1]
+    batch = book.take(0)
+    assert batch is not None
+    assert batch.wire == (ob("KRW-BTC"),)
+    assert book.deliver(book_message("KRW-BTC", 5, level=10.0)) == [], "another level"
+    resolved = book.deliver(book_message("KRW-BTC", 10))  # neither 5, 15 nor 30 rows
+    rows = {r.ask_id: len(r.results[("orderbook", "KRW-BTC")].orderbook_units) for r in resolved}  # type: ignore[union-attr]
+    assert rows == {1: 5, 2: 10, 3: 10}
 
 
 def test_expiry_names_what_is_missing_and_drops_late_snapshots() -> None:
