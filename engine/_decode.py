@@ -65,6 +65,7 @@ __all__ = (
     "DriftCounter",
     "DriftSink",
     "decode_frame",
+    "decode_reporting",
 )
 
 Decoded = Message | Reply | UnknownMessage | list[Message | Reply | UnknownMessage]
@@ -472,7 +473,10 @@ def _model_decoder(
                 drifted.append((names[index], "type"))
         if problems:
             raise ProtocolError(f"{label}: " + "; ".join(problems), reason="identity")
-        plan: _Plan = (tuple(conversions), tuple(drifted))
+        missing = [(name, "missing") for name in layout.drifted]
+        plan: _Plan = (tuple(conversions), (*missing, *drifted))
+        if plan == _NO_PLAN:
+            plan = _NO_PLAN  # the identity the fast path checks
         if len(signatures) < _SIGNATURE_CACHE_SIZE:
             signatures[(layout.absent, signature)] = plan
         return plan
@@ -501,13 +505,23 @@ def _model_decoder(
             layout = cursor.layout
         signature = list(map(type, values))
         if signature == cursor.signature:
-            conversions, drifted = cursor.plan
+            plan = cursor.plan
         else:
             key = tuple(signature)
             cached = signatures.get((layout.absent, key))
             plan = plan_for(layout, key) if cached is None else cached
             cursor.signature, cursor.plan = signature, plan
-            conversions, drifted = plan
+        if plan is _NO_PLAN and extra is None:
+            model = maker(*values)  # the common case: every field as modelled
+        else:
+            model = finish(values, plan, extra, sink)
+        if relabel:
+            model.__class__ = cls
+        return model
+
+    def finish(values: Any, plan: _Plan, extra: dict[str, Any] | None, sink: DriftSink) -> Any:
+        """Conversions, drift reports and unknown keys: whatever the common case lacks."""
+        conversions, drifted = plan
         if conversions:
             converted = list(values)
             for index, converter in conversions:
@@ -517,17 +531,13 @@ def _model_decoder(
                     converted[index] = defaults[index]
                     drifted += ((names[index], "type"),)
             values = converted
-        if drifted or layout.drifted:
+        if drifted:
             data_type = values[0] if parent_type is None else parent_type
-            for name in layout.drifted:
-                sink.field_drift(data_type, name, "missing")  # type: ignore[arg-type]
             for name, problem in drifted:
-                sink.field_drift(data_type, name, problem)  # type: ignore[arg-type]
-        extras = (FrozenFields.wrap(extra),) if extra and keeps_extra else ()
-        model = maker(*values, *extras)
-        if relabel:
-            model.__class__ = cls
-        return model
+                sink.field_drift(data_type, name, problem)
+        if extra and keeps_extra:
+            return maker(*values, FrozenFields.wrap(extra))
+        return maker(*values)
 
     return decode
 
@@ -881,7 +891,11 @@ def decode_frame(data: bytes | str, *, drift: DriftSink | None = None) -> Decode
     decoded at all; its ``reason`` is one of :data:`FRAME_PROBLEMS` and its message names the
     problem.
     """
-    sink = _IGNORE if drift is None else drift
+    return decode_reporting(data, _IGNORE if drift is None else drift)
+
+
+def decode_reporting(data: bytes | str, sink: DriftSink) -> Decoded:
+    """:func:`decode_frame` with a drift sink, positional: the receive loops' hot path."""
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError as exc:  # also raised for input that is not bytes or str

@@ -21,12 +21,16 @@ from typing import Final
 
 from engine.errors import ProtocolError
 
-__all__ = ("LOG_INTERVAL", "SAMPLE_BYTES", "FrameReport")
+__all__ = ("LOG_INTERVAL", "MAX_KEYS", "OTHER", "SAMPLE_BYTES", "FrameReport")
 
 #: Seconds between two WARNING lines about the same reason.
 LOG_INTERVAL: Final = 60.0
 #: The most of a frame a log line quotes.
 SAMPLE_BYTES: Final = 200
+#: Distinct unknown types and drifted (type, field) pairs counted by name; the server chooses
+#: them, so beyond this many they are counted under "other" (memory and metric labels bounded).
+MAX_KEYS: Final = 64
+OTHER: Final = "other"
 
 _log = logging.getLogger("engine.wire")
 
@@ -106,6 +110,7 @@ class FrameReport:
 
     def unknown_type(self, data_type: str, ticket: str) -> None:
         """A frame of ``data_type``, which the engine does not model, arrived on ``ticket``."""
+        data_type = _bounded(self.unknown_types, data_type)
         self.unknown_types[data_type] = self.unknown_types.get(data_type, 0) + 1
         suppressed = self._throttle.admit(f"unknown:{data_type}")
         if suppressed is not None:
@@ -118,7 +123,10 @@ class FrameReport:
             )
 
     def field_drift(self, data_type: str, field: str, problem: str) -> None:
+        """Count a field the decoder left ``None``; a WARNING per data type a minute at most."""
         key = (data_type, field)
+        if key not in self.drifted_fields and len(self.drifted_fields) >= MAX_KEYS:
+            key = data_type, field = (OTHER, OTHER)
         self.drifted_fields[key] = self.drifted_fields.get(key, 0) + 1
         self.drift_problems[problem] = self.drift_problems.get(problem, 0) + 1
         suppressed = self._throttle.admit(f"drift:{data_type}")
@@ -136,6 +144,10 @@ class FrameReport:
     def total_undecodable(self) -> int:
         """Frames skipped for any reason."""
         return sum(self.undecodable.values())
+
+
+def _bounded(counts: dict[str, int], key: str) -> str:
+    return key if key in counts or len(counts) < MAX_KEYS else OTHER
 
 
 def _more(count: int, what: str = "more") -> str:

@@ -87,6 +87,7 @@ class Target:
         "delivered",
         "held",
         "held_back",
+        "held_dropped",
         "key",
         "level",
         "put",
@@ -113,6 +114,8 @@ class Target:
         #: never came), dropped if the SNAPSHOT comes (they predate it). The latest one for
         #: conflating streams, the trades in order for trade streams (bounded).
         self.held: list[Any] | None = None
+        #: Held-back trades given up for room (told in ``SnapshotMissing.dropped``).
+        self.held_dropped = 0
         # Deliveries on the general path; fast-path ones are the stream's ``broadcasts``.
         self.delivered = 0
         self.held_back = 0
@@ -128,6 +131,7 @@ class Target:
         held.append(msg)
         if len(held) > min(HOLD_LIMIT, max(1, self.buffer.max_size // 4)):
             del held[0]
+            self.held_dropped += 1
 
     def wait_state(self) -> tuple[float | None, list[Any] | None]:
         """What a wait that carries over to a new version of this route keeps."""

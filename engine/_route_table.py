@@ -4,9 +4,9 @@ A table is a set of :class:`Route` entries ("subscriber S wants stream K from ti
 indexed by what a frame carries: (ticket, type, code). :meth:`Router.publish` swaps a whole
 table in; :meth:`Router.update` changes the table in force by removing and adding routes, which
 is how the registry publishes (:mod:`engine._route_publish`), since most changes touch a few
-routes of a large table. Frames do not carry the
-orderbook's requested units or level as such, so those stay per-route filters the router applies
-(the row count of ``orderbook_units`` gives the units; ``level`` is in the frame).
+routes of a large table. An orderbook frame carries its ``level`` but not the depth it was
+asked at (its row count may differ: docs/UPBIT.md#drift-history), so the router matches it by
+``level`` and trims it to each route's rows.
 
 A route flagged ``snapshot=True`` says its subscriber waits for a SNAPSHOT of that stream. The
 router *arms* that wait when the flag first appears (see :meth:`Router.publish`), so a table
@@ -100,7 +100,7 @@ class Route:
 
     @property
     def rows(self) -> int | None:
-        """For orderbook routes, the ``orderbook_units`` length its frames have."""
+        """For orderbook routes, the most rows its subscriber receives (frames are trimmed)."""
         if self.key.data_type != "orderbook":
             return None
         return DEFAULT_ORDERBOOK_ROWS if self.key.units is None else self.key.units

@@ -57,7 +57,7 @@ from engine._snap_messages import (
 )
 from engine.config import EngineConfig
 from engine.errors import ConnectionFailedError, ProtocolError, RateLimitedError, ServerError
-from engine.messages import Candle, ErrorReply, Message, Orderbook, Ticker, Trade
+from engine.messages import Candle, ErrorReply, Message, Orderbook, Ticker, Trade, UnknownMessage
 from engine.planner import snapshot_request
 from engine.protocol import PING_TEXT, Format, build_request, decode_frame
 from engine.ratelimit import SlidingWindowLimiter, message_limiter
@@ -352,9 +352,13 @@ class _Ticket:
                 if isinstance(item, ErrorReply):
                     raise _ErrorFrame(ServerError(item.name, item.message))
                 if not isinstance(item, Ticker | Trade | Orderbook | Candle):
+                    if isinstance(item, UnknownMessage):
+                        report.unknown_type(item.type, name)
                     continue  # status UP, a LIST reply: nothing to route
-                if item.stream_type == "SNAPSHOT":
-                    snapshots.append(item)
+                # Not only stream_type SNAPSHOT: this connection only ever asks is_only_snapshot,
+                # and a server that omits stream_type makes its answers look REALTIME. A frame
+                # no ask waits for is dropped by the book.
+                snapshots.append(item)
             if snapshots:
                 self._report(Delivered(self._index, self._generation, tuple(snapshots)))
                 self._note_progress(snapshots)

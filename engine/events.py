@@ -22,7 +22,8 @@ and one marks a wait that ran out:
   Interrupted, Gap, SNAPSHOT, REALTIME.
 
 Events are never dropped or conflated by a full buffer. Like messages they have a ``type``
-(``"interrupted"``, ``"gap"``), so ``if msg.type == "trade"`` style dispatch needs no special case.
+(``"interrupted"``, ``"gap"``, ``"snapshot_missing"``), so ``if msg.type == "trade"`` style
+dispatch needs no special case.
 Times are Trio clock seconds (``trio.current_time()``), the clock the engine's timeouts use.
 """
 
@@ -96,6 +97,11 @@ class SnapshotMissing:
     code: str
     at: float
     waited: float
+    #: REALTIME frames held back during the wait and given up rather than delivered: trades
+    #: beyond a quarter of the subscriber's buffer, or beyond half the room left in it when the
+    #: wait ended (the newest are kept and follow this event). 0 for conflating streams, which
+    #: only ever keep their latest value.
+    dropped: int = 0
 
 
 EngineEvent: TypeAlias = Interrupted | Gap | SnapshotMissing

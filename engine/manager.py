@@ -263,9 +263,10 @@ class Engine:
         types, codes = _types(data_type), _codes(symbols)
         units, level = _normal_units(units), _normal_level(level)
         catalog = self._core.catalog.current
-        if catalog is None and self._core.config.validate_codes and codes:
-            raise CatalogNotReadyError()
         reasons = self._problems(types, codes, units, level, catalog)
+        if not reasons and catalog is None and self._core.config.validate_codes and codes:
+            # Everything else is fine; only whether the codes are listed is unknown yet.
+            raise CatalogNotReadyError()
         if not reasons:
             try:
                 duplicate = self._core.registry.check_duplicate(

@@ -217,9 +217,10 @@ class OrderbookUnit:
 class Orderbook:
     """A full order book (``type == "orderbook"``): every frame replaces the previous one.
 
-    ``orderbook_units`` is best-first (asks ascending, bids descending); its length is the
-    requested unit count (1, 5, 15 or 30). ``level`` is the price grouping, 0 when ungrouped;
-    ``code`` never carries the ``.N`` suffix of the request.
+    ``orderbook_units`` is best-first (asks ascending, bids descending); its length is what
+    the server sent, which the engine trims to the rows a subscriber asked for (1, 5, 15 or
+    30; a shallower frame is delivered as it came). ``level`` is the price grouping, 0 when
+    ungrouped; ``code`` never carries the ``.N`` suffix of the request.
     """
 
     type: str

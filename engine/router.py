@@ -45,7 +45,7 @@ frames already decoded but not yet routed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, KeysView, Mapping
+from collections.abc import Callable, Collection, Iterable, KeysView, Mapping
 from types import MappingProxyType
 from typing import Final, TypeAlias
 
@@ -118,6 +118,7 @@ class _TicketState:
     books_trimmed: int = 0
     books_short: int = 0
     snapshots_missing: int = 0
+    held_dropped: int = 0
 
 
 @attrs.define
@@ -156,6 +157,9 @@ class TicketRouteStatistics:
     books_short: int = 0
     #: SNAPSHOT waits that ran out (:class:`~engine.events.SnapshotMissing` delivered).
     snapshots_missing: int = 0
+    #: Frames held back during such waits that were given up for want of room (each
+    #: ``SnapshotMissing`` says how many of its stream's).
+    held_dropped: int = 0
 
 
 @attrs.frozen
@@ -618,14 +622,19 @@ class Router:
     # ------------------------------------------------------------------------------------------
     # SNAPSHOT deadlines
 
-    def note_sent(self, ticket: str, *, at: float) -> None:
-        """A request went out on ``ticket`` at ``at``: every wait on it not yet covered by a
-        request now counts its deadline from ``at`` (see :meth:`expire_waits`)."""
+    def note_sent(
+        self, ticket: str, *, at: float, keys: Collection[StreamKey] | None = None
+    ) -> None:
+        """A request carrying ``keys`` (None: everything) went out on ``ticket`` at ``at``:
+        every wait on it for one of those keys not yet covered by a request now counts its
+        deadline from ``at`` (see :meth:`expire_waits`). A wait armed for a later request
+        keeps waiting for that one."""
         for stream in self._index.by_ticket.get(ticket, {}).values():
             if not stream.waiting:
                 continue
             for target in stream.targets:
-                if target.waiting and target.sent_at is None:
+                unsent = target.waiting and target.sent_at is None
+                if unsent and (keys is None or target.key in keys):
                     target.sent_at = at
 
     def next_wait_deadline(self, ticket: str, timeout: float) -> float | None:
@@ -658,24 +667,38 @@ class Router:
                     continue
                 ended.append(target.route_id)
                 key = target.key
+                release, dropped = self._releasable(target)
+                state.held_dropped += dropped
                 target.buffer.put_event(
-                    SnapshotMissing(ticket, key.data_type, key.code, now, now - sent_at)
+                    SnapshotMissing(ticket, key.data_type, key.code, now, now - sent_at, dropped)
                 )
-                self._release_held(stream, target)
+                self._release_held(stream, target, release)
         for route_id in ended:
             self.end_wait(route_id)
         state.snapshots_missing += len(ended)
         return ended
 
     @staticmethod
-    def _release_held(stream: Stream, target: Target) -> None:
+    def _releasable(target: Target) -> tuple[list[Message], int]:
+        """What ``target`` held back that its buffer has room for (at most half the room left,
+        the latest first kept: all of a subscriber's waits may end at once), and how many it
+        gave up."""
+        held, target.held = target.held or [], None
+        buffer = target.buffer
+        room = max(0, buffer.max_size - len(buffer)) // 2
+        keep = held[len(held) - room :] if room < len(held) else held
+        dropped = target.held_dropped + len(held) - len(keep)
+        target.held_dropped = 0
+        return keep, dropped
+
+    @staticmethod
+    def _release_held(stream: Stream, target: Target, held: list[Message]) -> None:
         """Deliver what ``target`` held back while it waited: without a SNAPSHOT, those frames
         are the stream's data, and nothing is withheld past the deadline."""
-        held, target.held = target.held, None
         window = stream.window
-        for msg in held or ():
+        for msg in held:
             if window is not None:
-                sequential_id = msg.sequential_id
+                sequential_id: int = msg.sequential_id  # type: ignore[union-attr]
                 seen = window.ids.get(sequential_id)
                 if seen is not None and target.subscriber in seen:
                     continue
@@ -742,6 +765,7 @@ class Router:
                 books_trimmed=state.books_trimmed,
                 books_short=state.books_short,
                 snapshots_missing=state.snapshots_missing,
+                held_dropped=state.held_dropped,
             )
             for name, state in self._tickets.items()
         }

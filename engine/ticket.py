@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import trio
 
 from actors import ActorContext, ActorError
+from engine._decode import decode_reporting
 from engine._groups import leaf_exceptions
 from engine._pacing import acquire_slot
 from engine.errors import (
@@ -90,7 +91,7 @@ from engine.messages import (
 )
 from engine.metrics import ConnectionState
 from engine.planner import StreamKey, build_ticket_request, fresh_keys, parking_request
-from engine.protocol import PING_TEXT, build_request, decode_frame
+from engine.protocol import PING_TEXT, build_request
 from engine.ratelimit import SlidingWindowLimiter, message_limiter
 from engine.registry_actor import (
     AuthFailed,
@@ -384,7 +385,7 @@ class _Ticket:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pump, conn, generation)
             nursery.start_soon(self._keepalive, conn)
-            nursery.start_soon(self._snapshot_deadlines, generation)
+            nursery.start_soon(self._snapshot_deadlines)
             outcome = await self._replay(conn, generation, limiter, replay)
             if outcome is None:
                 outcome = await self._send_loop(conn, generation, limiter)
@@ -511,7 +512,7 @@ class _Ticket:
         self._promote(now)
         await conn.send_text(text)
         core.metrics.requests_sent += 1
-        core.router.note_sent(self.name, at=now)
+        core.router.note_sent(self.name, at=now, keys=frozenset(keys))
         self.sent.set()
         self.sent = trio.Event()
         added = frozenset(keys) - self.streaming - self.runtime.known_good
@@ -525,7 +526,7 @@ class _Ticket:
         )
         return None
 
-    async def _snapshot_deadlines(self, generation: int) -> None:
+    async def _snapshot_deadlines(self) -> None:
         """No SNAPSHOT wait outlives ``snapshot_timeout``: when one runs out, the router ends it
         (the subscriber gets ``SnapshotMissing``, then REALTIME) and the registry is told."""
         router = self.core.router
@@ -556,23 +557,25 @@ class _Ticket:
         now = trio.current_time
         message_types = _MESSAGE_TYPES
         report = metrics.frames
+        decode = decode_reporting
         # One socket read can hand out hundreds of frames without a schedule point: yield every
         # ``burst`` frames so a fast reader drains its buffer between them. A quarter of the
         # buffer, so even a reader scheduled after two bursts (Trio may order a batch either
         # way) and a release of held-back trades find room.
+        # At most 64: a subscription spread over several tickets may get bursts from each.
         burst = max(1, min(64, core.config.subscriber_buffer // 4))
-        since_yield = 0
+        until_yield = burst
         while True:
-            since_yield += 1
-            if since_yield >= burst:
-                since_yield = 0
-                await trio.lowlevel.checkpoint()
             frame = await conn.receive()
             at = now()
             runtime.last_frame = at
             runtime.frames += 1
+            until_yield -= 1
+            if not until_yield:
+                until_yield = burst
+                await trio.lowlevel.checkpoint()
             try:
-                decoded = decode_frame(frame, drift=report)
+                decoded = decode(frame, report)
             except ProtocolError as exc:
                 # One unreadable frame never costs the connection (and every healthy stream
                 # on it) a reconnect: it is counted, logged sparingly and skipped.
@@ -592,6 +595,8 @@ class _Ticket:
                         received[item_type] = received.get(item_type, 0) + 1
                     elif type(item) is UnknownMessage:
                         report.unknown_type(item.type, name)
+                    elif type(item) is ErrorReply:
+                        raise ServerError(item.name, item.message)
             elif kind is ErrorReply:
                 raise ServerError(decoded.name, decoded.message)  # type: ignore[union-attr]
             elif kind is StatusUp:

@@ -20,6 +20,7 @@ from engine import (
     CatalogNotReadyError,
     Gap,
     Interrupted,
+    InvalidSubscriptionError,
     Orderbook,
     SnapshotMissing,
     SnapshotTimeoutError,
@@ -284,3 +285,33 @@ async def test_validate_subscription_never_guesses_before_the_catalog_loaded(
 
 async def _never_answer(stream: trio.SocketStream) -> None:
     await trio.sleep_forever()
+
+
+async def test_snapshots_arrive_from_a_server_that_omits_stream_type(
+    autojump_clock: MockClock,
+) -> None:
+    async with engine_on_emulator({"drift": Drift(omit_stream_type=True)}) as (eng, _):
+        result = await eng.request_snapshot("ticker", ["KRW-BTC", "KRW-ETH"])
+        assert set(result) == {"KRW-BTC", "KRW-ETH"}
+        assert all(msg.stream_type == "REALTIME" for msg in result.values())  # as decoded
+
+
+async def test_check_subscription_names_other_problems_before_the_catalog_is_needed(
+    autojump_clock: MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, _never_answer, 0, host="127.0.0.1")
+        )
+        port = listeners[0].socket.getsockname()[1]
+        async with (
+            open_emulator(emulator_config()) as emu,
+            open_engine(
+                ws_url=emu.ws_url,
+                rest_url=f"http://127.0.0.1:{port}",
+                transport=transport_name(),
+            ) as eng,
+        ):
+            with pytest.raises(InvalidSubscriptionError, match="orderbook only"):
+                eng.check_subscription("ticker", ["KRW-BTC"], units=5)
+        nursery.cancel_scope.cancel()

@@ -74,7 +74,7 @@ def _names(cls: type[Any]) -> set[str]:
 
 @pytest.mark.parametrize(("data_type", "cls"), MESSAGE_TYPES.items())
 def test_models_have_every_documented_field(data_type: str, cls: type[Any]) -> None:
-    # wire_keys holds Upbit's field tables (UPBIT-PROTOCOL.md 4.3); the models must match them,
+    # wire_keys holds Upbit's field tables (docs/UPBIT.md, Field tables); the models match them,
     # plus ``extra`` for the keys they do not know, as their last attribute.
     assert _names(cls) - {"extra"} == set(wire_keys.DEFAULT_TO_SIMPLE[data_type])
     assert attrs.fields(cls)[-1].name == "extra"

@@ -1,4 +1,4 @@
-"""decode_frame on the example frames of UPBIT-PROTOCOL.md sections 3.3, 4.4 and 5.1.
+"""decode_frame on the example frames of docs/UPBIT.md (Field tables, Errors, Listing subscriptions).
 
 The decoder is a tolerant reader: these documented frames must decode field for field with no
 drift reported; departures from them are covered here where they touch the decoder's layouts and

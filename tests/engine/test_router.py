@@ -642,3 +642,35 @@ def test_what_a_wait_held_back_is_delivered_when_it_runs_out_and_dropped_on_a_sn
     router.note_sent(T, at=6.0)
     assert router.expire_waits(T, now=20.0, timeout=5.0) == []
     assert [item.trade_price for item in drain(late)] == [2.0]  # type: ignore[union-attr]
+
+
+def test_a_request_starts_the_clock_only_for_the_waits_it_carries() -> None:
+    a, b = SubscriberBuffer("a"), SubscriberBuffer("b")
+    btc = route(T, "ticker", "KRW-BTC", a)
+    router = connected_router(btc)
+    router.note_sent(T, at=1.0, keys={btc.key})
+    # b's route arrives while that request is out; its own request has not gone yet.
+    eth = route(T, "ticker", "KRW-ETH", b)
+    router.update(add=[eth])
+    router.note_sent(T, at=2.0, keys={btc.key})  # a request without ETH (say, a re-send)
+    assert router.next_wait_deadline(T, 5.0) == 6.0  # BTC's, from 1.0; ETH has no clock yet
+    router.route(T, 1, ticker("KRW-BTC", stream=SNAP))
+    assert router.next_wait_deadline(T, 5.0) is None
+    router.note_sent(T, at=9.0, keys={btc.key, eth.key})
+    assert router.next_wait_deadline(T, 5.0) == 14.0
+
+
+def test_held_back_trades_are_released_within_the_buffers_room_and_the_rest_counted() -> None:
+    small = SubscriberBuffer("s", max_size=16)
+    router = connected_router(route(T, "trade", "KRW-BTC", small))
+    router.note_sent(T, at=0.0)
+    for sid in range(1, 11):  # ten trades, none marked SNAPSHOT: all held back
+        router.route(T, 1, trade(sid=sid))
+    router.expire_waits(T, now=5.0, timeout=5.0)
+    items = drain(small)
+    missing = items[0]
+    assert isinstance(missing, SnapshotMissing)
+    # A quarter of the buffer (4) is kept while waiting, the newest; the room allows them all.
+    assert sids(items[1:]) == [7, 8, 9, 10]
+    assert missing.dropped == 6
+    assert router.statistics().tickets[T].held_dropped == 6
