@@ -562,8 +562,9 @@ class _Ticket:
         # ``burst`` frames so a fast reader drains its buffer between them. A quarter of the
         # buffer, so even a reader scheduled after two bursts (Trio may order a batch either
         # way) and a release of held-back trades find room.
-        # At most 64: a subscription spread over several tickets may get bursts from each.
-        burst = max(1, min(64, core.config.subscriber_buffer // 4))
+        # At most 256 (the default buffer's quarter): a 64 KiB read rarely holds more frames, so
+        # the common path pays nothing; small buffers get proportionally shorter bursts.
+        burst = max(1, min(256, core.config.subscriber_buffer // 4))
         until_yield = burst
         while True:
             frame = await conn.receive()
