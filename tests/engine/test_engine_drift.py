@@ -9,8 +9,10 @@ subscribers of their (code, level), and all of it at once still streams.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
@@ -28,7 +30,7 @@ from engine import (
     Trade,
     open_engine,
 )
-from engine.manager import SubscriptionStream
+from engine.manager import Engine, SubscriptionStream
 from engine.router import StreamItem
 from engine.subscriptions import ConflictKind
 from engine.testing import Drift, open_emulator
@@ -255,11 +257,10 @@ async def test_an_unreachable_websocket_is_logged_once_and_shown_on_the_subscrip
             assert caught.value.connection_error is not None
 
 
-async def test_validate_subscription_never_guesses_before_the_catalog_loaded(
-    autojump_clock: MockClock,
-) -> None:
+@contextlib.asynccontextmanager
+async def engine_without_catalog() -> AsyncIterator[Engine]:
+    """An engine whose REST endpoint accepts and never answers: the catalog cannot load."""
     async with trio.open_nursery() as nursery:
-        # A REST endpoint that accepts and never answers: the catalog cannot load.
         listeners = await nursery.start(
             functools.partial(trio.serve_tcp, _never_answer, 0, host="127.0.0.1")
         )
@@ -272,11 +273,18 @@ async def test_validate_subscription_never_guesses_before_the_catalog_loaded(
                 transport=transport_name(),
             ) as eng,
         ):
-            with pytest.raises(CatalogNotReadyError, match="wait_catalog"):
-                eng.validate_subscription("ticker", ["KRW-NOPE"])
-            with pytest.raises(CatalogNotReadyError):
-                eng.check_subscription("ticker", ["KRW-BTC"])
+            yield eng
         nursery.cancel_scope.cancel()
+
+
+async def test_validate_subscription_never_guesses_before_the_catalog_loaded(
+    autojump_clock: MockClock,
+) -> None:
+    async with engine_without_catalog() as eng:
+        with pytest.raises(CatalogNotReadyError, match="wait_catalog"):
+            eng.validate_subscription("ticker", ["KRW-NOPE"])
+        with pytest.raises(CatalogNotReadyError):
+            eng.check_subscription("ticker", ["KRW-BTC"])
     async with engine_on_emulator() as (eng, _):
         await eng.wait_catalog()
         assert eng.validate_subscription("ticker", ["KRW-NOPE"]) is False
@@ -299,19 +307,6 @@ async def test_snapshots_arrive_from_a_server_that_omits_stream_type(
 async def test_check_subscription_names_other_problems_before_the_catalog_is_needed(
     autojump_clock: MockClock,
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(
-            functools.partial(trio.serve_tcp, _never_answer, 0, host="127.0.0.1")
-        )
-        port = listeners[0].socket.getsockname()[1]
-        async with (
-            open_emulator(emulator_config()) as emu,
-            open_engine(
-                ws_url=emu.ws_url,
-                rest_url=f"http://127.0.0.1:{port}",
-                transport=transport_name(),
-            ) as eng,
-        ):
-            with pytest.raises(InvalidSubscriptionError, match="orderbook only"):
-                eng.check_subscription("ticker", ["KRW-BTC"], units=5)
-        nursery.cancel_scope.cancel()
+    async with engine_without_catalog() as eng:
+        with pytest.raises(InvalidSubscriptionError, match="orderbook only"):
+            eng.check_subscription("ticker", ["KRW-BTC"], units=5)
