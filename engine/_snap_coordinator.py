@@ -10,7 +10,6 @@ the runtime fails every reply still pending with ``ActorDeadError`` at once, so 
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import trio
@@ -18,6 +17,7 @@ import trio
 from actors import ActorContext, ActorDeadError, ActorFunction, ActorRef, Reply
 from engine._snap_book import SnapshotBook, result_key
 from engine._snap_messages import (
+    Abandoned,
     Ask,
     CoordinatorMessage,
     Delivered,
@@ -47,7 +47,6 @@ class _Coordinator:
         self._replies: dict[int, Reply[Results]] = {}
         self._starts: dict[int, float] = {}
         self._tickets: dict[int, tuple[int, ActorRef[Work]]] = {}
-        self._ask_ids = itertools.count(1)
         self._wakeup = trio.Event()
 
     # -- the mailbox -----------------------------------------------------------------------------
@@ -56,6 +55,8 @@ class _Coordinator:
         match message:
             case Ask():
                 self._ask(message)
+            case Abandoned():
+                self._purge_abandoned()
             case Delivered(messages=messages):
                 # Routed whatever incarnation received them: a SNAPSHOT is a SNAPSHOT.
                 self._deliver(messages)
@@ -102,7 +103,7 @@ class _Coordinator:
     def _ask(self, ask: Ask) -> None:
         if ask.reply.abandoned:
             return
-        ask_id = next(self._ask_ids)
+        ask_id = ask.ask_id
         self._replies[ask_id] = ask.reply
         self._starts[ask_id] = ask.deadline - ask.timeout
         self.book.add(ask_id, ask.keys, deadline=ask.deadline, timeout=ask.timeout)

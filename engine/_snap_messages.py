@@ -4,6 +4,7 @@ the state they share across actor incarnations (the hub)."""
 from __future__ import annotations
 
 import enum
+import itertools
 from typing import TypeAlias
 
 import attrs
@@ -18,6 +19,7 @@ from engine.messages import Message
 from engine.ratelimit import RateLimitBackoff
 
 __all__ = (
+    "Abandoned",
     "Ask",
     "CoordinatorMessage",
     "Delivered",
@@ -48,6 +50,13 @@ class Ask:
     deadline: float
     timeout: float
     reply: Reply[Results]
+    #: Chosen by the caller (``Hub.next_ask_id``), so a cancelled caller can withdraw it.
+    ask_id: int
+
+
+@attrs.frozen
+class Abandoned:
+    """A caller stopped waiting (cancelled): forget its ask now, not at its deadline."""
 
 
 @attrs.frozen
@@ -125,6 +134,7 @@ class Rejected:
 
 CoordinatorMessage: TypeAlias = (
     Ask
+    | Abandoned
     | TicketUp
     | TicketDown
     | TicketConnected
@@ -188,7 +198,18 @@ class Hub:
         self.budget_waits: dict[int, float] = {}
         #: Per ticket index: its failure streak, for the log (it outlives restarts).
         self.failure_logs: dict[int, FailureLog] = {}
+        self._ask_ids = itertools.count(1)
         self._changed = trio.Event()
+
+    def next_ask_id(self) -> int:
+        """A fresh id for an :class:`Ask`."""
+        return next(self._ask_ids)
+
+    def withdraw(self, ask_id: int) -> None:
+        """A cancelled caller's ask leaves the book at once (the coordinator forgets its reply
+        on :class:`Abandoned`); a no-op if it was never registered or is gone."""
+        if self.book is not None:
+            self.book.cancel(ask_id)
 
     def failure_log(self, ticket: int) -> FailureLog:
         """The failure streak of snapshot ticket ``ticket``."""

@@ -126,7 +126,10 @@ class SubscriptionStream:
         self.close()
 
 
-def _codes(symbols: Sequence[str] | str) -> tuple[str, ...]:
+def _codes(symbols: Sequence[str] | str | None) -> tuple[str, ...]:
+    # None means "no codes": myAsset, or myOrder of every market (as engine.markets takes it).
+    if symbols is None:
+        return ()
     return (symbols,) if isinstance(symbols, str) else tuple(symbols)
 
 
@@ -223,7 +226,7 @@ class Engine:
     def validate_subscription(
         self,
         data_type: str | Sequence[str],
-        symbols: Sequence[str] | str,
+        symbols: Sequence[str] | str | None,
         *,
         units: int | None = None,
         level: float | None = None,
@@ -253,7 +256,7 @@ class Engine:
     def check_subscription(
         self,
         data_type: str | Sequence[str],
-        symbols: Sequence[str] | str,
+        symbols: Sequence[str] | str | None,
         *,
         units: int | None = None,
         level: float | None = None,
@@ -384,7 +387,7 @@ class Engine:
     async def subscribe_realtime(
         self,
         data_type: str | Sequence[str],
-        symbols: Sequence[str] | str,
+        symbols: Sequence[str] | str | None,
         *,
         units: int | None = None,
         level: float | None = None,

@@ -22,6 +22,7 @@ sent again. See ``engine/_snap_book.py`` and ``engine/_snap_ticket.py`` for the 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Sequence
@@ -44,7 +45,7 @@ from engine._frame_report import FrameReport
 from engine._plan_keys import StreamKey, ordered_unique
 from engine._snap_book import full_key, result_key
 from engine._snap_coordinator import coordinator_actor
-from engine._snap_messages import Ask, Hub, Results
+from engine._snap_messages import Abandoned, Ask, Hub, Results
 from engine._snap_ticket import TicketSettings, ticket_actor
 from engine.config import EngineConfig
 from engine.errors import EngineClosedError, InvalidSubscriptionError, SnapshotTimeoutError
@@ -224,8 +225,10 @@ class SnapshotService:
         coordinator = await self._hub.wait_coordinator(deadline)
         self._hub.counters.calls += 1
 
+        ask_id = self._hub.next_ask_id()
+
         def ask(reply: Any) -> Ask:
-            return Ask(keys, deadline, timeout, reply)
+            return Ask(keys, deadline, timeout, reply, ask_id)
 
         try:
             results: Results = await coordinator.call(
@@ -242,6 +245,13 @@ class SnapshotService:
                 "the snapshot service stopped before the request completed (it restarts after a "
                 "failure); retry the request"
             ) from exc
+        except trio.Cancelled:
+            # The caller gave up: its ask leaves the books (requests_in_flight, the next batch)
+            # now rather than at its deadline.
+            self._hub.withdraw(ask_id)
+            with contextlib.suppress(ActorDeadError, trio.WouldBlock):
+                coordinator.cast_nowait(Abandoned())
+            raise
         return results
 
     def usage(self) -> SnapshotUsage:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import socket
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
@@ -77,7 +78,7 @@ class Server:
         self._nursery: trio.Nursery | None = None
         self.accepted = 0
         self.refused = 0
-        self.refusals: list[Refusal] = []
+        self.refusals: deque[Refusal] = deque(maxlen=config.history_limit)
 
     @property
     def listening(self) -> bool:

@@ -139,7 +139,13 @@ def _rates(value: Mapping[str, float] | None) -> Mapping[str, float]:
 
 @attrs.frozen
 class EmulatorConfig:
-    """Everything ``open_emulator`` can be told. All fields have Upbit-like defaults."""
+    """Everything ``open_emulator`` can be told. All fields have Upbit-like defaults.
+
+    Memory stays bounded however many connections come and go: the emulator remembers the
+    newest ``closed_history`` closed connections (their ``ConnectionInfo``, requests, recent
+    frames and ``first_sent`` records; open connections are always kept) and forgets older ones,
+    and ``history()`` / ``refusals()`` keep the newest ``history_limit`` entries.
+    """
 
     #: Interface to bind. The default serves loopback only.
     host: str = "127.0.0.1"
@@ -194,5 +200,12 @@ class EmulatorConfig:
     slow_client: Literal["abort", "drop_frames"] = "abort"
     #: Frames kept per connection for introspection (``ConnectionInfo.recent_frames``).
     recent_frames: int = attrs.field(default=100, validator=_non_negative)
+    #: Closed connections remembered for introspection (``connections()``, ``connection(id)``,
+    #: ``requests()``, ``first_sent()``), newest first kept; older closed ones are forgotten with
+    #: everything kept for them (``connection(id)`` then raises ``KeyError`` saying so). 0 forgets
+    #: a connection as soon as it closes. Open connections are always kept.
+    closed_history: int = attrs.field(default=256, validator=_non_negative)
+    #: Entries kept by ``history()`` and ``refusals()``; older ones fall off.
+    history_limit: int = attrs.field(default=100_000, validator=_non_negative)
     #: Departures from the documented wire from the start (``Emulator.set_drift`` changes it).
     drift: Drift = attrs.field(factory=Drift)

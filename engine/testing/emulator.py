@@ -56,8 +56,6 @@ from engine.testing.replay import ReplayMarket
 
 __all__ = ("Emulator", "open_emulator")
 
-_HISTORY = 100_000  # events kept; old ones fall off so a long-running emulator stays bounded
-
 
 class Emulator:
     """A running emulator. Create it with :func:`open_emulator`, not directly."""
@@ -85,9 +83,14 @@ class Emulator:
             record=self.record,
             limits_enforced=lambda: self._limits_enforced,
         )
+        #: Open connections, connections still in their handshake and the newest
+        #: ``closed_history`` closed ones (ids in ``_closed``, oldest first); the rest are
+        #: forgotten so that memory stays bounded however many connections come and go.
         self._sessions: dict[int, Session] = {}
+        self._closed: deque[int] = deque()
         self._next_id = 1
-        self._history: deque[EmulatorEvent] = deque(maxlen=_HISTORY)
+        # Old events fall off, so a long-running emulator stays bounded.
+        self._history: deque[EmulatorEvent] = deque(maxlen=config.history_limit)
         self._changed = trio.Event()
         self._waiters = 0
         self._latency = 0.0
@@ -144,7 +147,20 @@ class Emulator:
         self._next_id += 1
         session = Session(self, conn_id, path, peer, stream, auth)
         self._sessions[conn_id] = session
-        await session.run(headers)
+        try:
+            await session.run(headers)
+        finally:
+            self._retire(session)
+
+    def _retire(self, session: Session) -> None:
+        """A session ended: keep it among the newest ``closed_history`` closed connections and
+        forget the oldest beyond that (a failed handshake was never visible: forget it now)."""
+        if not session.established:
+            self._sessions.pop(session.conn_id, None)
+            return
+        self._closed.append(session.conn_id)
+        while len(self._closed) > self._config.closed_history:
+            self._sessions.pop(self._closed.popleft(), None)
 
     # -- addresses and credentials --------------------------------------------------------------
 
@@ -229,6 +245,13 @@ class Emulator:
         session = self._sessions.get(conn_id)
         if session is None or not session.established:
             known = sorted(s.conn_id for s in self._established())
+            if session is None and 0 < conn_id < self._next_id:
+                limit = self._config.closed_history
+                raise KeyError(
+                    f"connection {conn_id} is closed and forgotten: the emulator keeps only the "
+                    f"newest {limit} closed connections (EmulatorConfig.closed_history={limit}); "
+                    f"known connections: {known}"
+                )
             raise KeyError(f"no connection {conn_id}; known connections: {known}")
         return session
 
@@ -244,12 +267,14 @@ class Emulator:
         return session
 
     def connections(self, *, open_only: bool = False) -> tuple[ConnectionInfo, ...]:
-        """Every WebSocket connection so far (or only the open ones), oldest first."""
+        """Every open WebSocket connection and the newest ``closed_history`` closed ones (or
+        only the open ones), oldest first."""
         sessions = self._open_sessions() if open_only else self._established()
         return tuple(session.info() for session in sessions)
 
     def connection(self, conn_id: int) -> ConnectionInfo:
-        """One connection's snapshot (``KeyError`` naming the known ids if there is none)."""
+        """One connection's snapshot (``KeyError`` naming the known ids if there is none, or
+        saying it was forgotten beyond ``EmulatorConfig.closed_history``)."""
         return self._session(conn_id).info()
 
     @property
@@ -267,11 +292,13 @@ class Emulator:
         return tuple(self._server.refusals)
 
     def history(self) -> tuple[EmulatorEvent, ...]:
-        """Connects, refusals, requests, errors, closes, faults and restarts, in order."""
+        """Connects, refusals, requests, errors, closes, faults and restarts, in order (the
+        newest ``EmulatorConfig.history_limit`` of them)."""
         return tuple(self._history)
 
     def requests(self, conn_id: int | None = None) -> tuple[RequestRecord, ...]:
-        """Messages received (from one connection, or all in arrival order)."""
+        """Messages received (from one connection, or from every connection still remembered,
+        in arrival order; see ``EmulatorConfig.closed_history``)."""
         if conn_id is not None:
             return tuple(self._session(conn_id).requests)
         merged = [record for s in self._established() for record in s.requests]
@@ -299,7 +326,7 @@ class Emulator:
         ``conn_id``) was first sent a data frame of that type and code since its latest
         subscription request (SNAPSHOT or REALTIME; ``code`` is ``""`` for myAsset). The time
         is when the frame was queued: latency or a stall delays the write, not the record.
-        Closed connections keep their records."""
+        Closed connections keep their records until they are forgotten (``closed_history``)."""
         sessions = [self._session(conn_id)] if conn_id is not None else self._established()
         return MappingProxyType(
             {
@@ -549,7 +576,7 @@ class Emulator:
         ids = [s.conn_id for s in sessions]
 
         def still_open() -> list[int]:
-            return [i for i in ids if self._sessions[i].closed_at is None]
+            return [i for i in ids if i in self._sessions and self._sessions[i].closed_at is None]
 
         if isinstance(action, StallConnection):
             stall = action

@@ -689,7 +689,8 @@ class Runner:
         events and one SNAPSHOT per key each. Outages are bounded by the connections closed so
         far. Nothing here grows with the number of messages."""
         keys = len(self.keys_ever.get(sub_id, ())) or 1
-        closed = sum(1 for conn in self.emu.connections() if not conn.open)
+        # Every connection accepted and no longer open (the emulator forgets old closed ones).
+        closed = self.emu.connects_accepted - len(self.emu.connections(open_only=True))
         modifies = sum(
             step.op.count if isinstance(step.op, Burst) else 1
             for step in self.example.workload.steps

@@ -216,3 +216,15 @@ async def test_a_wrong_secret_fails_the_subscription_without_a_reconnect_loop(
         assert eng.metrics().restarts == 0
         assert eng.metrics().subscriptions_broken == 1
         assert eng.get_ticket_usage()["private"].open == 0  # type: ignore[union-attr]
+
+
+async def test_my_asset_takes_none_for_its_codes_as_the_docs_show(
+    autojump_clock: MockClock,
+) -> None:
+    async with private_engine() as (eng, _):
+        await eng.wait_catalog()
+        assert eng.validate_subscription("myAsset", None)
+        sub = await eng.subscribe_realtime("myAsset", None)
+        assert eng.subscription(sub).codes == ()
+        with pytest.raises(InvalidSubscriptionError):
+            await eng.subscribe_realtime("ticker", None)  # a public type needs codes

@@ -8,6 +8,7 @@ from trio.testing import MockClock
 
 from engine.errors import InvalidSubscriptionError, UnknownMarketError
 from engine.messages import Orderbook, Ticker
+from engine.testing import Drift
 
 from ._engine_support import MAJORS, collect, engine_on_emulator, messages, settle
 
@@ -69,3 +70,19 @@ async def test_snapshot_requests_are_validated_before_sending(autojump_clock: Mo
         await trio.sleep(1)
         assert emu.requests() == ()
         assert eng.metrics().snapshot_failures == 2
+
+
+async def test_a_cancelled_snapshot_request_leaves_no_request_in_flight(
+    autojump_clock: MockClock,
+) -> None:
+    # The emulator never answers KRW-BTC's SNAPSHOT: the request would wait its full timeout.
+    async with engine_on_emulator(
+        {"drift": Drift(no_snapshot_codes=frozenset({"KRW-BTC"}))}, snapshot_timeout=60.0
+    ) as (eng, _):
+        with trio.move_on_after(1.0):
+            await eng.request_snapshot("ticker", ["KRW-BTC"])
+        assert eng.metrics().snapshot_usage.requests_in_flight == 0  # at once, not at 60 s
+        # The service goes on serving: an answerable request right after still completes.
+        result = await eng.request_snapshot("ticker", ["KRW-ETH"])
+        assert isinstance(result["KRW-ETH"], Ticker)
+        assert trio.current_time() < 30.0
