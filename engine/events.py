@@ -24,11 +24,15 @@ and one marks a wait that ran out:
 Events are never dropped or conflated by a full buffer. Like messages they have a ``type``
 (``"interrupted"``, ``"gap"``, ``"snapshot_missing"``), so ``if msg.type == "trade"`` style
 dispatch needs no special case.
-Times are Trio clock seconds (``trio.current_time()``), the clock the engine's timeouts use.
+Times are Trio clock seconds (``trio.current_time()``), the clock the engine's timeouts use;
+``utc`` beside them is the wall-clock time (UTC) at which the engine emitted the event, for
+relating it to anything outside the process. ``utc`` takes no part in equality or ``repr``
+(two runs of the same events compare and print alike).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar, TypeAlias
 
 import attrs
@@ -52,6 +56,8 @@ class Interrupted:
     #: The pair codes of this subscription the connection carried (sorted; empty for a
     #: subscription to account-wide private streams such as ``myAsset``).
     codes: tuple[str, ...]
+    #: Wall-clock time (UTC) the engine emitted the event; ``None`` when built by hand.
+    utc: datetime | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen(weakref_slot=False)
@@ -72,6 +78,8 @@ class Gap:
     cause: str
     #: The pair codes affected (sorted; empty for account-wide private streams).
     codes: tuple[str, ...]
+    #: Wall-clock time (UTC) the engine emitted the event; ``None`` when built by hand.
+    utc: datetime | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def duration(self) -> float | None:
@@ -102,6 +110,8 @@ class SnapshotMissing:
     #: wait ended (the newest are kept and follow this event). 0 for conflating streams, which
     #: only ever keep their latest value.
     dropped: int = 0
+    #: Wall-clock time (UTC) the engine emitted the event; ``None`` when built by hand.
+    utc: datetime | None = attrs.field(default=None, eq=False, repr=False)
 
 
 EngineEvent: TypeAlias = Interrupted | Gap | SnapshotMissing

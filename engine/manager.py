@@ -15,8 +15,10 @@ state: the engine runs on one Trio thread, and reads never interleave with a wri
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
 
@@ -570,21 +572,33 @@ class Engine:
         last_message, status (active | inactive | error), plus generation, parked,
         subscriptions, error, failed (subscription id -> cause), suspects, and the connection:
         state (see :class:`~engine.metrics.ConnectionState`), state_since, reconnects,
-        last_failure and last_failure_at."""
+        last_failure and last_failure_at.
+
+        Times are Trio clock seconds; each has a ``*_utc`` twin (``created_at_utc``...): the
+        same moment as a wall-clock ``datetime`` in UTC, or ``None``."""
         core = self._core
         now = trio.current_time()
+        wall = time.time()
+
+        def utc(at: object) -> datetime | None:
+            if not isinstance(at, int | float):
+                return None
+            return datetime.fromtimestamp(wall - (now - at), UTC)
+
         view = core.registry.registry_view(now, stall_after=core.config.stall_timeout)
         for name, entry in view.items():
             runtime = core.tickets.get(name)
-            if runtime is None:
-                continue
-            entry.update(
-                state=runtime.state.value,
-                state_since=runtime.since,
-                reconnects=runtime.reconnects,
-                last_failure=runtime.last_failure,
-                last_failure_at=runtime.last_failure_at,
-            )
+            if runtime is not None:
+                entry.update(
+                    state=runtime.state.value,
+                    state_since=runtime.since,
+                    reconnects=runtime.reconnects,
+                    last_failure=runtime.last_failure,
+                    last_failure_at=runtime.last_failure_at,
+                )
+            for field in ("created_at", "last_message", "state_since", "last_failure_at"):
+                if field in entry:
+                    entry[f"{field}_utc"] = utc(entry[field])
         return view
 
     def metrics(self) -> EngineMetrics:

@@ -46,6 +46,7 @@ frames already decoded but not yet routed.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, KeysView, Mapping
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Final, TypeAlias
 
@@ -189,6 +190,11 @@ class RouterStatistics:
     routes: int
     #: Routes waiting for a SNAPSHOT.
     waiting: int
+
+
+def _utc() -> datetime:
+    # Wall-clock time for events (Trio's clock has no relation to it); reading it is no I/O.
+    return datetime.now(UTC)
 
 
 def _codes_of(keys: list[StreamKey]) -> tuple[str, ...]:
@@ -355,7 +361,7 @@ class Router:
                 gone = tuple(code for code in codes if code in moved)
                 if not gone:
                     continue
-                buffer.put_event(Gap(name, outage.start, None, outage.cause, gone))
+                buffer.put_event(Gap(name, outage.start, None, outage.cause, gone, utc=_utc()))
                 remaining = tuple(code for code in codes if code not in moved)
                 outage.keys[sub] = frozenset(key for key in had if key.code not in moved)
                 if remaining:
@@ -368,7 +374,7 @@ class Router:
         # Closed buffers (unsubscribed) drop the event; live ones learn the gap ended for them
         # here, before any SNAPSHOT their streams' new ticket sends.
         buffer, codes = outage.affected.pop(sub)
-        buffer.put_event(Gap(ticket, outage.start, None, outage.cause, codes))
+        buffer.put_event(Gap(ticket, outage.start, None, outage.cause, codes, utc=_utc()))
 
     def end_wait(self, route_id: RouteId) -> bool:
         """Stop waiting for the SNAPSHOT of ``route_id`` (``(ticket, key, subscription id)``):
@@ -429,7 +435,7 @@ class Router:
             here = self._index.ticket_subs.get(ticket, {})
             for sub, (buffer, codes) in outage.affected.items():
                 if sub in here:
-                    buffer.put_event(Gap(ticket, outage.start, at, outage.cause, codes))
+                    buffer.put_event(Gap(ticket, outage.start, at, outage.cause, codes, utc=_utc()))
         for stream in self._index.by_ticket.get(ticket, {}).values():
             if stream.kind == PRIVATE:
                 continue
@@ -470,7 +476,7 @@ class Router:
             keys={sub: frozenset(found) for sub, found in keys.items()},
         )
         for buffer, codes in affected.values():
-            buffer.put_event(Interrupted(ticket, at, cause, codes))
+            buffer.put_event(Interrupted(ticket, at, cause, codes, utc=_utc()))
         return True
 
     # ------------------------------------------------------------------------------------------
@@ -568,7 +574,8 @@ class Router:
                 state.held_back += 1
                 if seen is None or target.subscriber not in seen:
                     # Kept for the case the SNAPSHOT never comes (see expire_waits).
-                    target.hold(self._view(msg, rows, target, trimmed, state), window is not None)
+                    # Not counted as trimmed or short: it is not delivered (yet).
+                    target.hold(self._view(msg, rows, target, trimmed, None), window is not None)
                 continue
             if seen is not None and target.subscriber in seen:
                 target.buffer.count_duplicate()
@@ -597,9 +604,10 @@ class Router:
         rows: int | None,
         target: Target,
         trimmed: dict[int, Message],
-        state: _TicketState,
+        state: _TicketState | None,
     ) -> Message:
-        """``msg`` as ``target`` receives it (an orderbook trimmed to the rows it asked for)."""
+        """``msg`` as ``target`` receives it (an orderbook trimmed to the rows it asked for),
+        counted in ``state`` as trimmed or short unless ``state`` is None."""
         wanted = target.rows
         if rows is None or wanted is None or rows == wanted:
             return msg
@@ -607,13 +615,19 @@ class Router:
 
     @staticmethod
     def _book_rows(
-        book: Message, rows: int, wanted: int, trimmed: dict[int, Message], state: _TicketState
+        book: Message,
+        rows: int,
+        wanted: int,
+        trimmed: dict[int, Message],
+        state: _TicketState | None,
     ) -> Message:
         """The view of ``book`` (``rows`` deep) for a subscriber that asked for ``wanted``."""
         if rows < wanted:
-            state.books_short += 1
+            if state is not None:
+                state.books_short += 1
             return book
-        state.books_trimmed += 1
+        if state is not None:
+            state.books_trimmed += 1
         view = trimmed.get(wanted)
         if view is None:
             view = trimmed[wanted] = trim_rows(book, wanted)  # type: ignore[arg-type]
@@ -670,7 +684,9 @@ class Router:
                 release, dropped = self._releasable(target)
                 state.held_dropped += dropped
                 target.buffer.put_event(
-                    SnapshotMissing(ticket, key.data_type, key.code, now, now - sent_at, dropped)
+                    SnapshotMissing(
+                        ticket, key.data_type, key.code, now, now - sent_at, dropped, utc=_utc()
+                    )
                 )
                 self._release_held(stream, target, release)
         for route_id in ended:

@@ -623,6 +623,7 @@ def test_what_a_wait_held_back_is_delivered_when_it_runs_out_and_dropped_on_a_sn
     for sid in (1, 2, 3):
         router.route(T, 1, trade(sid=sid))
     router.route(T, 1, book(rows=30, stamp=7))
+    assert router.statistics().tickets[T].books_trimmed == 0  # held, not delivered
     router.expire_waits(T, now=5.0, timeout=5.0)
     got = drain(quiet)
     assert isinstance(got[0], SnapshotMissing)
