@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import attrs
 
-from engine.messages import Orderbook
+from engine.messages import Message, Orderbook
 
 __all__ = ("trim_rows",)
 
 
-def trim_rows(book: Orderbook, rows: int) -> Orderbook:
-    """``book`` with at most ``rows`` rows (best first): the book itself if it has no more."""
-    if len(book.orderbook_units) <= rows:
-        return book
-    return attrs.evolve(book, orderbook_units=book.orderbook_units[:rows])
+def trim_rows(msg: Message, rows: int) -> Message:
+    """An orderbook with at most ``rows`` rows (best first); any other message, or a book with
+    no more rows, as it is."""
+    if type(msg) is not Orderbook or len(msg.orderbook_units) <= rows:
+        return msg
+    return attrs.evolve(msg, orderbook_units=msg.orderbook_units[:rows])

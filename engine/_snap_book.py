@@ -218,7 +218,7 @@ class SnapshotBook:
         for ask_id in sorted(waiting):
             ask = self._asks[ask_id]
             rows = ask.rows.get(pair)
-            ask.results[pair] = message if rows is None else trim_rows(message, rows)  # type: ignore[arg-type]
+            ask.results[pair] = message if rows is None else trim_rows(message, rows)
             ask.remaining.discard(key)
             if not ask.remaining:
                 del self._asks[ask_id]

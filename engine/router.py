@@ -68,7 +68,7 @@ from engine._route_index import (
 )
 from engine._route_table import Route, RouteId, RoutingTable, StreamIndex
 from engine.events import Gap, Interrupted, SnapshotMissing
-from engine.messages import Message, MyAsset
+from engine.messages import Message, MyAsset, Trade
 
 __all__ = (
     "BufferStatistics",
@@ -598,39 +598,29 @@ class Router:
                     callback(stream.ticket, target.key, target.subscriber)
         return len(got)
 
+    @staticmethod
     def _view(
-        self,
         msg: Message,
         rows: int | None,
         target: Target,
         trimmed: dict[int, Message],
         state: _TicketState | None,
     ) -> Message:
-        """``msg`` as ``target`` receives it (an orderbook trimmed to the rows it asked for),
+        """``msg`` (an orderbook ``rows`` deep, or ``rows`` None) as ``target`` receives it:
+        trimmed to the rows it asked for (one copy per depth and frame, kept in ``trimmed``), and
         counted in ``state`` as trimmed or short unless ``state`` is None."""
         wanted = target.rows
         if rows is None or wanted is None or rows == wanted:
             return msg
-        return self._book_rows(msg, rows, wanted, trimmed, state)
-
-    @staticmethod
-    def _book_rows(
-        book: Message,
-        rows: int,
-        wanted: int,
-        trimmed: dict[int, Message],
-        state: _TicketState | None,
-    ) -> Message:
-        """The view of ``book`` (``rows`` deep) for a subscriber that asked for ``wanted``."""
         if rows < wanted:
             if state is not None:
                 state.books_short += 1
-            return book
+            return msg
         if state is not None:
             state.books_trimmed += 1
         view = trimmed.get(wanted)
         if view is None:
-            view = trimmed[wanted] = trim_rows(book, wanted)  # type: ignore[arg-type]
+            view = trimmed[wanted] = trim_rows(msg, wanted)
         return view
 
     # ------------------------------------------------------------------------------------------
@@ -713,8 +703,8 @@ class Router:
         are the stream's data, and nothing is withheld past the deadline."""
         window = stream.window
         for msg in held:
-            if window is not None:
-                sequential_id: int = msg.sequential_id  # type: ignore[union-attr]
+            if window is not None and isinstance(msg, Trade):
+                sequential_id = msg.sequential_id
                 seen = window.ids.get(sequential_id)
                 if seen is not None and target.subscriber in seen:
                     continue

@@ -603,8 +603,8 @@ class _Ticket:
             elif kind is StatusUp:
                 received["status"] = received.get("status", 0) + 1
                 continue
-            elif kind is UnknownMessage:
-                report.unknown_type(decoded.type, name)  # type: ignore[union-attr]
+            elif isinstance(decoded, UnknownMessage):
+                report.unknown_type(decoded.type, name)
                 runtime.frames_skipped += 1
                 continue
             else:

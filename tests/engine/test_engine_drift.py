@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import pytest
 import trio
 from trio.testing import MockClock
 
 from engine import (
+    Candle,
     CatalogNotReadyError,
     Gap,
     Interrupted,
@@ -54,6 +55,13 @@ async def messages_of(
             if not isinstance(item, Gap | Interrupted | SnapshotMissing):
                 seen += 1
     return items
+
+
+def depths(items: list[StreamItem] | Iterable[object]) -> set[int]:
+    """The row counts of ``items``, which must all be orderbooks."""
+    books = list(items)
+    assert all(isinstance(book, Orderbook) for book in books)
+    return {len(book.orderbook_units) for book in books if isinstance(book, Orderbook)}
 
 
 async def test_undecodable_and_unknown_frames_are_skipped_without_a_reconnect(
@@ -130,7 +138,8 @@ async def test_a_stream_without_its_snapshot_gets_snapshot_missing_then_realtime
             again = await until(
                 stream, lambda item: isinstance(item, Ticker) and item.code == "KRW-ETH"
             )
-            assert again[-1].stream_type == "REALTIME"  # type: ignore[union-attr]
+            assert isinstance(again[-1], Ticker)
+            assert again[-1].stream_type == "REALTIME"
         assert eng.metrics().snapshots_missing == 2
 
 
@@ -143,9 +152,8 @@ async def test_orderbooks_route_by_code_and_level_whatever_their_row_count(
         async with eng.stream(shallow) as s5, eng.stream(deeper) as s15:
             five = await messages_of(s5, 5)
             fifteen = await messages_of(s15, 5)
-        assert all(isinstance(book, Orderbook) for book in five + fifteen)
-        assert {len(book.orderbook_units) for book in five} == {5}  # type: ignore[union-attr]
-        assert {len(book.orderbook_units) for book in fifteen} == {15}  # type: ignore[union-attr]
+        assert depths(five) == {5}
+        assert depths(fifteen) == {15}
         # One stream per (code, level) on the wire, at the deepest depth wanted.
         last = [r for r in emu.requests() if r.kind == "subscribe"][-1].json()
         books = [
@@ -162,7 +170,7 @@ async def test_a_shallower_book_than_asked_is_delivered_and_counted(
         sub = await eng.subscribe_realtime("orderbook", ["KRW-ETH"], units=15)
         async with eng.stream(sub) as stream:
             books = await messages_of(stream, 3)
-        assert {len(b.orderbook_units) for b in books} == {3}  # type: ignore[union-attr]
+        assert depths(books) == {3}
         assert eng.metrics().orderbook_rows_mismatch["short"] >= 3
 
 
@@ -171,7 +179,7 @@ async def test_snapshots_of_orderbooks_match_by_code_and_level_and_are_trimmed(
 ) -> None:
     async with engine_on_emulator({"drift": Drift(orderbook_rows=30)}) as (eng, emu):
         result = await eng.request_snapshot("orderbook", ["KRW-BTC", "KRW-ETH"], units=5)
-        assert {len(book.orderbook_units) for book in result.values()} == {5}  # type: ignore[union-attr]
+        assert depths(result.values()) == {5}
         # Asked at full depth: one SNAPSHOT serves asks of any depth.
         record = [r for r in emu.requests() if r.kind == "subscribe"][-1]
         assert '"KRW-BTC.5"' not in record.text
@@ -199,8 +207,9 @@ async def test_every_drift_at_once_still_streams_every_type(autojump_clock: Mock
                         assert not isinstance(item, Interrupted), item
                         if isinstance(item, SnapshotMissing | Gap):
                             continue
+                        assert isinstance(item, Ticker | Trade | Orderbook | Candle)
                         assert item.type == data_type
-                        got[item.code] = got.get(item.code, 0) + 1  # type: ignore[union-attr]
+                        got[item.code] = got.get(item.code, 0) + 1
                         if isinstance(item, Orderbook):
                             assert len(item.orderbook_units) == 15  # trimmed from 40
                         if isinstance(item, Trade):
@@ -236,9 +245,13 @@ async def test_an_unreachable_websocket_is_logged_once_and_shown_on_the_subscrip
             snapshot_timeout=3.0,
         ) as eng:
             sub = await eng.subscribe_realtime("ticker", ["KRW-BTC"])
-            await trio.sleep(60)  # many reconnect attempts with backoff
+            # Not synchronisation: a minute of (mock) time is the scenario, an outage long enough
+            # for several backoff steps; nothing announces the attempts to wait on.
+            await trio.sleep(60)
             entry = eng.registry()["realtime-0"]
-            assert sub in entry["subscriptions"]  # type: ignore[operator]
+            subscriptions = entry["subscriptions"]
+            assert isinstance(subscriptions, list)
+            assert sub in subscriptions
             assert entry["state"] in ("backing_off", "connecting")
             assert "could not connect" in str(entry["last_failure"])
             assert "last_failure=" in eng.debug_tree().render()
@@ -250,7 +263,7 @@ async def test_an_unreachable_websocket_is_logged_once_and_shown_on_the_subscrip
             assert eng.metrics().tickets["realtime-0"].failures >= 3
             assert len(warnings) == 1  # not one line per retry
             assert warnings[0].levelno == logging.WARNING
-            assert warnings[0].ticket == "realtime-0"  # type: ignore[attr-defined]
+            assert getattr(warnings[0], "ticket", None) == "realtime-0"  # from extra=
             with pytest.raises(SnapshotTimeoutError) as caught:
                 await eng.request_snapshot("ticker", ["KRW-BTC"])
             assert "snapshot connection failed" in str(caught.value)

@@ -114,7 +114,9 @@ def test_any_depth_answers_and_each_ask_gets_the_rows_it_asked_for() -> None:
     assert batch.wire == (ob("KRW-BTC"),)
     assert book.deliver(book_message("KRW-BTC", 5, level=10.0)) == [], "another level"
     resolved = book.deliver(book_message("KRW-BTC", 10))  # neither 5, 15 nor 30 rows
-    rows = {r.ask_id: len(r.results[("orderbook", "KRW-BTC")].orderbook_units) for r in resolved}  # type: ignore[union-attr]
+    books = {r.ask_id: r.results[("orderbook", "KRW-BTC")] for r in resolved}
+    assert all(isinstance(book, Orderbook) for book in books.values())
+    rows = {ask: len(b.orderbook_units) for ask, b in books.items() if isinstance(b, Orderbook)}
     assert rows == {1: 5, 2: 10, 3: 10}
 
 
