@@ -79,10 +79,11 @@ class Reply(Generic[R], metaclass=NoPublicConstructor):
     cancelled), the answer is dropped silently.
     """
 
-    __slots__ = ("_error", "_event", "_pending", "_state", "_value")
+    __slots__ = ("_error", "_pending", "_state", "_value", "_waiter")
 
     def __init__(self, pending: set[Reply[Any]]) -> None:
-        self._event = trio.Event()
+        # The caller's task while it waits for the answer (see _wait).
+        self._waiter: trio.lowlevel.Task | None = None
         self._state = _WAITING
         self._value: R | None = None
         self._error: BaseException | None = None
@@ -124,7 +125,9 @@ class Reply(Generic[R], metaclass=NoPublicConstructor):
         self._value = value
         self._error = error
         self._pending.discard(self)
-        self._event.set()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            trio.lowlevel.reschedule(waiter)
 
     def _expire(self, error: BaseException) -> None:
         """Fail the caller because the actor that held the request died."""
@@ -136,6 +139,25 @@ class Reply(Generic[R], metaclass=NoPublicConstructor):
         if self._state == _WAITING:
             self._state = _ABANDONED
         self._pending.discard(self)
+
+    async def _wait(self) -> None:
+        """Park the caller until the answer comes.
+
+        A cancellation delivered to the parked caller abandons the request in the same step
+        (the abort callback), so there is no moment at which the actor could still answer a
+        caller that is already on its way out with Cancelled: either the caller gets the
+        answer, or the actor sees :attr:`abandoned` before it acts.
+        """
+        if self._state != _WAITING:
+            return
+        self._waiter = trio.lowlevel.current_task()
+
+        def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+            self._waiter = None
+            self._abandon()
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     def _result(self) -> R:
         if self._error is not None:
@@ -299,7 +321,10 @@ class ActorRef(Generic[M_contra], metaclass=NoPublicConstructor):
                     await self._send(message)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     raise mailbox._dead_error() from None
-                await reply._event.wait()
+                # The send's schedule point may already have let the actor answer; then
+                # _wait returns without another checkpoint. Trio's rule holds either way:
+                # Cancelled out of call() means the actor never acted on the request.
+                await reply._wait()
         finally:
             reply._abandon()
         if not reply.answered:
