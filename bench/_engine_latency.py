@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import trio
 
-from engine import Engine, Gap, Interrupted, InvalidSubscriptionError, SubscriptionStream
+from engine import EVENT_TYPES, Engine, InvalidSubscriptionError, SubscriptionStream
 from engine.protocol import PING_TEXT
 from engine.subscriptions import PoolUsage
 from engine.transport import CloseInfo, Connection, TrioWebsocketTransport
@@ -93,7 +93,7 @@ async def snapshot_latencies(
 async def _first_message(stream: SubscriptionStream) -> None:
     while True:
         item = await stream.receive()
-        if not isinstance(item, Interrupted | Gap):
+        if not isinstance(item, EVENT_TYPES):
             return
 
 

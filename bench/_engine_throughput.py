@@ -18,7 +18,7 @@ import trio
 import trio_websocket
 
 from bench._engine_emulator import EmulatorCounters, EmulatorProcess
-from engine import Gap, Interrupted, open_engine
+from engine import EVENT_TYPES, open_engine
 from engine.protocol import decode_frame
 from engine.transport import DEFAULT_MAX_MESSAGE_SIZE, TrioWebsocketTransport
 
@@ -214,7 +214,7 @@ async def engine_round(
         nonlocal received, events
         async with engine.stream(sub_id) as stream:
             async for item in stream:
-                if isinstance(item, Interrupted | Gap):
+                if isinstance(item, EVENT_TYPES):
                     events += 1
                 else:
                     received += 1

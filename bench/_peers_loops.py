@@ -200,7 +200,7 @@ def engine_transport(name: str) -> Transport:
 
 
 async def engine_loop(url: str, meter: Meter, transport_name: str) -> None:
-    from engine import EngineConfig, Gap, Interrupted, open_engine
+    from engine import EVENT_TYPES, EngineConfig, open_engine
     from engine.config import KNOWN_TRANSPORTS
     from engine.markets import MarketCatalog
 
@@ -219,7 +219,7 @@ async def engine_loop(url: str, meter: Meter, transport_name: str) -> None:
         tick = meter.tick
         async with engine.stream(sub_id) as stream:
             async for item in stream:
-                if isinstance(item, Interrupted | Gap):
+                if isinstance(item, EVENT_TYPES):
                     raise ConnectionError(f"the engine reported {item!r} during the run")
                 tick()
                 if meter.done:

@@ -19,11 +19,13 @@ from engine.errors import (
     RateLimitedError,
     ServerError,
     SnapshotTimeoutError,
+    StreamBusyError,
     SubscriptionFailedError,
+    SubscriptionTimeoutError,
     UnknownMarketError,
     UpbitEngineError,
 )
-from engine.events import EngineEvent, Gap, Interrupted, SnapshotMissing
+from engine.events import EVENT_TYPES, Ended, EngineEvent, Gap, Interrupted, SnapshotMissing
 from engine.manager import Engine, OptimizeOutcome, SubscriptionStream, open_engine
 from engine.messages import (
     AssetBalance,
@@ -39,6 +41,7 @@ from engine.messages import (
 from engine.metrics import EngineMetrics
 
 __all__ = (
+    "EVENT_TYPES",
     "AssetBalance",
     "Candle",
     "CatalogNotReadyError",
@@ -51,6 +54,7 @@ __all__ = (
     "EngineEvent",
     "EngineMetrics",
     "EngineTree",
+    "Ended",
     "Gap",
     "Interrupted",
     "InvalidSubscriptionError",
@@ -65,7 +69,9 @@ __all__ = (
     "ServerError",
     "SnapshotMissing",
     "SnapshotTimeoutError",
+    "StreamBusyError",
     "SubscriptionFailedError",
+    "SubscriptionTimeoutError",
     "SubscriptionStream",
     "Ticker",
     "TicketNode",

@@ -14,7 +14,7 @@ from typing import TextIO
 import trio
 
 from engine.errors import UpbitEngineError
-from engine.events import Gap, Interrupted
+from engine.events import EVENT_TYPES, Ended, Gap, Interrupted, SnapshotMissing
 from engine.manager import Engine, open_engine
 from engine.messages import Candle, MyAsset, MyOrder, Orderbook, Ticker, Trade
 
@@ -100,6 +100,10 @@ def describe(item: object) -> str:
             span = item.duration
             length = "open-ended" if span is None else f"{span:.3f} s"
             return f"-- gap ({length}) on ticket {item.ticket}: {item.cause}"
+        case SnapshotMissing():
+            return f"-- no SNAPSHOT of {item.data_type} {item.code} within {item.waited:g} s"
+        case Ended():
+            return f"-- ended: {item.reason}"
     return repr(item)
 
 
@@ -126,7 +130,7 @@ async def _watch(args: argparse.Namespace, out: TextIO) -> None:
         seen = 0
         async for item in eng.stream(sub_id):
             print(describe(item), file=out, flush=True)
-            if not isinstance(item, Interrupted | Gap):
+            if not isinstance(item, EVENT_TYPES):
                 seen += 1
                 if args.count is not None and seen >= args.count:
                     break

@@ -24,6 +24,7 @@ __all__ = (
     "PUBLIC_TYPES",
     "SUBSCRIBABLE_TYPES",
     "check_subscription",
+    "subscription_problems",
     "validate_subscription",
 )
 
@@ -52,7 +53,7 @@ class _Problem:
     unlisted: str | None = None
 
 
-def check_subscription(
+def subscription_problems(
     data_type: str,
     codes: Sequence[str] | str | None,
     *,
@@ -76,8 +77,23 @@ def validate_subscription(
     units: int | None = None,
     level: float | None = None,
     catalog: MarketCatalog | None,
+) -> bool:
+    """Whether the subscription passes every check (:func:`subscription_problems` is empty).
+
+    The same verb as ``Engine.validate_subscription``: answers, never raises for a bad request.
+    """
+    return not _problems(data_type, codes, units=units, level=level, catalog=catalog)
+
+
+def check_subscription(
+    data_type: str,
+    codes: Sequence[str] | str | None,
+    *,
+    units: int | None = None,
+    level: float | None = None,
+    catalog: MarketCatalog | None,
 ) -> None:
-    """Raise if :func:`check_subscription` finds anything.
+    """Raise if :func:`subscription_problems` finds anything (like ``Engine.check_subscription``).
 
     Raises :class:`UnknownMarketError` when the only problem is codes missing from the
     catalog, else :class:`InvalidSubscriptionError` listing every problem.

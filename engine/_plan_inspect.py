@@ -77,8 +77,11 @@ def find_conflicts(
             Conflict(
                 kind=ConflictKind.DUPLICATE,
                 message=(
-                    f"subscriptions {', '.join(ids)} ask for the same streams; keep one and "
-                    "read it from several places, or unsubscribe the others"
+                    f"subscriptions {', '.join(ids)} ask for the same streams (Upbit sends "
+                    "them once, yet each buffers every message); keep one and unsubscribe the "
+                    "others. A subscription has one reader: if several tasks need its "
+                    "messages, read it in one task and pass them on (a trio memory channel "
+                    "per consumer)"
                 ),
                 subscriptions=ids,
             )

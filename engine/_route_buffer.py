@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Hashable
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Final, TypeAlias
 
@@ -45,7 +46,7 @@ import trio
 
 from engine.config import OverflowPolicies, OverflowPolicy
 from engine.errors import SubscriptionFailedError
-from engine.events import EngineEvent, Gap, Interrupted, SnapshotMissing
+from engine.events import Ended, EngineEvent, Gap, Interrupted, SnapshotMissing
 from engine.messages import Message, Orderbook
 from engine.protocol import DATA_TYPES
 
@@ -58,7 +59,7 @@ StreamItem: TypeAlias = Message | EngineEvent
 MIN_EVENT_ROOM: Final = 256
 #: Stands where a conflated value was removed; reads skip it.
 _TOMB: Final = object()
-_EVENT_TYPES: Final = (Interrupted, Gap, SnapshotMissing)
+_EVENT_TYPES: Final = (Interrupted, Gap, SnapshotMissing, Ended)
 _DEFAULT_POLICIES: Final = OverflowPolicies()
 
 
@@ -87,6 +88,14 @@ class BufferStatistics:
     failure: str | None
     #: The reason given to :meth:`SubscriberBuffer.close`, or ``None``.
     close_reason: str | None
+
+
+def _now() -> float:
+    # A buffer closed outside a Trio run (a test building one by hand) still says when.
+    try:
+        return trio.current_time()
+    except RuntimeError:
+        return 0.0
 
 
 def _conflation_key(msg: Message) -> Hashable:
@@ -333,20 +342,27 @@ class SubscriberBuffer:
     # Ending
 
     def close(self, reason: str | None = None) -> None:
-        """End the stream now: pending items are discarded and the consumer's iteration stops
+        """End the stream now: pending items are discarded, the consumer receives one
+        :class:`~engine.events.Ended` event with ``reason``, and then its iteration stops
         cleanly (``receive`` raises :class:`trio.EndOfChannel`). Idempotent; does nothing after
         :meth:`fail`."""
         if self._closed:
             return
         self._closed = True
         self._limit = -1
+        reason = reason or "closed"
         self._close_reason = reason
-        self._dropped += self._size
+        discarded = self._size
+        self._dropped += discarded
         self._items.clear()
         self._events.clear()
         self._runs = None
         self._tracking = False
-        self._size = 0
+        # The stream never stops silently: its last item says why it ended.
+        self._items.append(
+            Ended(self.subscription_id, reason, _now(), discarded, utc=datetime.now(UTC))
+        )
+        self._size = 1
         self._lot.unpark_all()
 
     def fail(self, cause: str) -> None:

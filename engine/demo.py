@@ -18,7 +18,7 @@ from typing import TextIO
 import attrs
 import trio
 
-from engine.events import Gap, Interrupted
+from engine.events import EVENT_TYPES, Gap
 from engine.manager import Engine, open_engine
 from engine.messages import Ticker
 from engine.testing import MAJOR_MARKETS, EmulatorConfig, open_emulator
@@ -55,7 +55,7 @@ async def _consume(eng: Engine, sub_id: str, counts: _Counts) -> None:
     async for item in eng.stream(sub_id):
         if isinstance(item, Gap):
             counts.gaps += 1
-        elif not isinstance(item, Interrupted):
+        elif not isinstance(item, EVENT_TYPES):
             counts.by_sub[sub_id] += 1
             counts.by_type[item.type] += 1
 

@@ -227,6 +227,9 @@ class EngineCore:
         self.metrics = MetricsRecorder(trio.current_time)
         self.router = Router(on_snapshot=self._on_snapshot)
         self.buffers: dict[str, SubscriberBuffer] = {}
+        #: Set (and replaced) each time the registry actor handled a command: what
+        #: ``Engine.wait_active`` waits on.
+        self.changed = trio.Event()
         if catalog is not None:
             fixed = catalog
 
@@ -323,6 +326,11 @@ class EngineCore:
                 await self._turns.wait()
             if waited.cancelled_caught:
                 return
+
+    def note_change(self) -> None:
+        """Wake whoever waits for the registry's state to change."""
+        self.changed.set()
+        self.changed = trio.Event()
 
     def tickets_supervisor(self) -> Supervisor:
         """The running tickets supervisor (raises ``ActorError`` subclasses if it is not)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
+import trio
+
 __all__ = (
     "CatalogNotReadyError",
     "CatalogUnavailableError",
@@ -21,7 +23,9 @@ __all__ = (
     "SERVER_ERROR_HINTS",
     "ServerError",
     "SnapshotTimeoutError",
+    "StreamBusyError",
     "SubscriptionFailedError",
+    "SubscriptionTimeoutError",
     "UnknownMarketError",
     "UpbitEngineError",
 )
@@ -182,6 +186,35 @@ class SubscriptionFailedError(UpbitEngineError):
         self.subscription_id = subscription_id
         self.cause = cause
         super().__init__(f"subscription {subscription_id} failed: {cause}")
+
+
+class SubscriptionTimeoutError(UpbitEngineError, TimeoutError):
+    """``wait_active`` ran out: the subscription was not live within the timeout.
+
+    ``state`` is the subscription's state at the deadline and ``cause`` what the engine knows
+    of why (its connection's last failure), or ``None``.
+    """
+
+    def __init__(self, subscription_id: str, timeout: float, state: str, cause: str | None) -> None:
+        self.subscription_id = subscription_id
+        self.timeout = timeout
+        self.state = state
+        self.cause = cause
+        why = f"; its connection: {cause}" if cause else ""
+        super().__init__(
+            f"subscription {subscription_id} was not live within {timeout:g} s "
+            f"(it is {state}){why}. It stays subscribed and starts as soon as it can: wait "
+            "again, or read its stream, where an Interrupted event says when its connection fails"
+        )
+
+
+class StreamBusyError(UpbitEngineError, trio.BusyResourceError):
+    """A subscription's stream already has a reader.
+
+    A subscription has one reader at a time: a second ``engine.stream(sub_id)`` while the first
+    is open, or a second task receiving from the same stream, would silently split the messages
+    between them, so it is refused instead.
+    """
 
 
 class EngineClosedError(UpbitEngineError):

@@ -13,6 +13,13 @@ between them, these events. Two mark the ends of a connection outage:
   (``end=None``, its codes) before anything of the new connection, and the Gap at the reconnect
   covers the codes that stayed.
 
+one marks the end of the stream:
+
+- :class:`Ended` is the last item of a stream that ended without an error: the subscription
+  was unsubscribed (by any task, or released by ``cleanup_inactive``) or the engine closed.
+  ``async for`` stops after it. A stream never stops without it, or without raising
+  :class:`~engine.errors.SubscriptionFailedError` when the subscription failed;
+
 and one marks a wait that ran out:
 
 - :class:`SnapshotMissing` arrives when a stream's SNAPSHOT did not come within
@@ -22,8 +29,8 @@ and one marks a wait that ran out:
   Interrupted, Gap, SNAPSHOT, REALTIME.
 
 Events are never dropped or conflated by a full buffer. Like messages they have a ``type``
-(``"interrupted"``, ``"gap"``, ``"snapshot_missing"``), so ``if msg.type == "trade"`` style
-dispatch needs no special case.
+(``"interrupted"``, ``"gap"``, ``"snapshot_missing"``, ``"ended"``), so
+``if msg.type == "trade"`` style dispatch needs no special case.
 Times are Trio clock seconds (``trio.current_time()``), the clock the engine's timeouts use;
 ``utc`` beside them is the wall-clock time (UTC) at which the engine emitted the event, for
 relating it to anything outside the process. ``utc`` takes no part in equality or ``repr``
@@ -37,7 +44,7 @@ from typing import ClassVar, TypeAlias
 
 import attrs
 
-__all__ = ("EngineEvent", "Gap", "Interrupted", "SnapshotMissing")
+__all__ = ("EVENT_TYPES", "Ended", "EngineEvent", "Gap", "Interrupted", "SnapshotMissing")
 
 
 @attrs.frozen(weakref_slot=False)
@@ -114,5 +121,30 @@ class SnapshotMissing:
     utc: datetime | None = attrs.field(default=None, eq=False, repr=False)
 
 
-EngineEvent: TypeAlias = Interrupted | Gap | SnapshotMissing
+@attrs.frozen(weakref_slot=False)
+class Ended:
+    """The stream of ``subscription_id`` ended at ``at``: nothing follows, and ``async for``
+    stops after this event.
+
+    ``reason`` says why: ``"unsubscribed"``, ``"released by cleanup_inactive"``, ``"the engine
+    closed"``, ``"the subscription has ended"`` (a stream opened after it ended). Messages still
+    buffered when the subscription was released are not delivered (an unsubscribe is
+    immediate); ``discarded`` counts them.
+    """
+
+    type: ClassVar[str] = "ended"
+
+    subscription_id: str
+    reason: str
+    at: float
+    #: Buffered messages given up because the stream ended.
+    discarded: int = 0
+    #: Wall-clock time (UTC) the engine emitted the event; ``None`` when built by hand.
+    utc: datetime | None = attrs.field(default=None, eq=False, repr=False)
+
+
+EngineEvent: TypeAlias = Interrupted | Gap | SnapshotMissing | Ended
 """Any event the engine inserts into a subscriber's stream."""
+
+EVENT_TYPES: tuple[type[EngineEvent], ...] = (Interrupted, Gap, SnapshotMissing, Ended)
+"""Every event class, for ``isinstance(item, EVENT_TYPES)``: "is this the engine speaking?"."""

@@ -4,8 +4,11 @@ The method names are the brief's (SEED.en.md): ``request_snapshot``,
 ``request_snapshots_batch``, ``subscribe_realtime``, ``modify_subscription``,
 ``unsubscribe_realtime``, ``soft_unsubscribe``, ``hard_unsubscribe``,
 ``optimize_subscriptions``, ``cleanup_inactive``, ``get_ticket_usage``,
-``validate_subscription``, ``detect_conflicts``, plus ``stream``, ``registry``, ``metrics`` and
-``debug_tree``.
+``validate_subscription``, ``detect_conflicts``, plus ``stream``, ``wait_active``,
+``check_subscription``, ``subscription_problems``, ``registry``, ``metrics`` and ``debug_tree``.
+
+Cancellation: every call either completes or, when it raises ``trio.Cancelled``, changed
+nothing (the registry actor skips a command whose caller gave up; see ``actors.Reply``).
 
 Every subscription change is validated here (against the market catalog and Upbit's rules,
 before anything is sent), then applied by the registry actor, the single writer. Queries
@@ -15,6 +18,7 @@ state: the engine runs on one Trio thread, and reads never interleave with a wri
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -29,15 +33,23 @@ from actors import ActorError, Reply, Supervisor, open_supervisor
 from engine.config import EngineConfig
 from engine.debug import EngineTree, TicketNode
 from engine.engine_tree import EngineCore, engine_children, root_options
-from engine.errors import CatalogNotReadyError, EngineClosedError, InvalidSubscriptionError
-from engine.markets import MarketCatalog, check_subscription, validate_subscription
+from engine.errors import (
+    CatalogNotReadyError,
+    EngineClosedError,
+    InvalidSubscriptionError,
+    StreamBusyError,
+    SubscriptionFailedError,
+    SubscriptionTimeoutError,
+)
+from engine.markets import MarketCatalog, check_subscription, subscription_problems
 from engine.messages import Message
-from engine.metrics import EngineMetrics, SubscriberMetrics
+from engine.metrics import ConnectionState, EngineMetrics, SubscriberMetrics
 from engine.planner import PRIVATE_TYPES, StreamKey
 from engine.registry_actor import (
     Cleanup,
     CleanupOutcome,
     ConsumerClosed,
+    ConsumerOpened,
     Modify,
     Optimize,
     RegistryCommand,
@@ -46,7 +58,14 @@ from engine.registry_actor import (
 )
 from engine.router import StreamItem, SubscriberBuffer
 from engine.snapshots import SnapshotUsage
-from engine.subscriptions import DEFAULT_CAPACITY, Conflict, OptimizeReport, PoolUsage, Subscription
+from engine.subscriptions import (
+    DEFAULT_CAPACITY,
+    Conflict,
+    OptimizeReport,
+    PoolUsage,
+    Subscription,
+    SubscriptionState,
+)
 from engine.transport import Transport, transport_for
 
 __all__ = ("Engine", "OptimizeOutcome", "SubscriptionStream", "open_engine")
@@ -59,6 +78,10 @@ CALL_TIMEOUT = 10.0
 #: stream as not asking, so they normalise to ``None`` and duplicates are recognised.
 _DEFAULT_UNITS = 30
 _DEFAULT_LEVEL = 0
+
+
+#: Ticket connection states in which its streams flow.
+_UP = (ConnectionState.READY, ConnectionState.PARKED)
 
 
 @attrs.frozen
@@ -81,30 +104,76 @@ class OptimizeOutcome:
 class SubscriptionStream:
     """``async for item in engine.stream(sub_id)``: messages and engine events, in order.
 
-    Iteration ends cleanly when the subscription ends (unsubscribed, or the engine closed) and
-    raises :class:`~engine.errors.SubscriptionFailedError` if it failed. Closing the stream
-    (``async with``, or :meth:`close`) tells the engine nobody reads it any more, which makes the
-    subscription inactive for ``cleanup_inactive``.
+    **One reader.** A subscription has one open stream at a time, read by one task: every item
+    goes to that reader. A second :meth:`Engine.stream` while this one is open, or a
+    :meth:`receive` from a second task while the first still runs, raises
+    :class:`~engine.errors.StreamBusyError` (rather than split the messages between them).
+    Close it (leave ``async with``, or :meth:`close`) to hand the subscription to a new stream;
+    a stream whose reading task has ended counts as closed.
+
+    **The end is explicit.** When the subscription ends without an error (unsubscribed by any
+    task, released by ``cleanup_inactive``, the engine closed) the last item is an
+    :class:`~engine.events.Ended` event and iteration stops after it; when it failed, iteration
+    raises :class:`~engine.errors.SubscriptionFailedError` after the buffered items.
+
+    **Open means consumed.** While a stream is open the subscription counts as read, and
+    ``cleanup_inactive`` never releases it. Closing it tells the engine nobody reads it any
+    more (inactive for ``cleanup_inactive``); opening a new stream undoes that.
     """
 
     def __init__(self, buffer: SubscriberBuffer, on_close: Callable[[], None]) -> None:
         self._buffer = buffer
         self._on_close = on_close
         self._closed = False
+        self._reader: trio.lowlevel.Task | None = None
 
     @property
     def subscription_id(self) -> str:
         """The subscription this stream reads."""
         return self._buffer.subscription_id
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def _claim(self) -> None:
+        # The first task to receive owns the stream; another may take over once it has ended.
+        task = trio.lowlevel.current_task()
+        reader = self._reader
+        if reader is task:
+            return
+        if self._closed:
+            raise trio.ClosedResourceError(
+                f"this stream of {self.subscription_id} was closed; open a new one with "
+                "engine.stream(sub_id)"
+            )
+        if reader is not None and _running(reader):
+            raise StreamBusyError(
+                f"{self.subscription_id}'s stream is read by task {reader.name!r}; a "
+                "subscription has one reader. Read it in that task and pass items on (a "
+                "trio memory channel per consumer)"
+            )
+        self._reader = task
+
+    @property
+    def is_read(self) -> bool:
+        """Open, and its reading task (if one started) still runs."""
+        reader = self._reader
+        return not self._closed and (reader is None or _running(reader))
+
     async def receive(self) -> StreamItem:
         """The next item; raises ``trio.EndOfChannel`` once the subscription ended."""
+        if self._reader is not trio.lowlevel.current_task():
+            self._claim()
         return await self._buffer.receive()
 
     def __aiter__(self) -> SubscriptionStream:
         return self
 
     async def __anext__(self) -> StreamItem:
+        if self._reader is not trio.lowlevel.current_task():
+            self._claim()
         try:
             return await self._buffer.receive()
         except trio.EndOfChannel:
@@ -126,6 +195,11 @@ class SubscriptionStream:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _running(task: trio.lowlevel.Task) -> bool:
+    # A finished coroutine has no frame.
+    return getattr(task.coro, "cr_frame", None) is not None
 
 
 def _codes(symbols: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -153,6 +227,8 @@ class Engine:
     def __init__(self, core: EngineCore, root: Supervisor) -> None:
         self._core = core
         self._root = root
+        #: The open stream of each subscription (one reader at a time).
+        self._streams: dict[str, SubscriptionStream] = {}
 
     @property
     def config(self) -> EngineConfig:
@@ -186,7 +262,7 @@ class Engine:
             reasons.append("give at least one data type, such as 'ticker'")
         for data_type in types:
             book = data_type == "orderbook"
-            found = check_subscription(
+            found = subscription_problems(
                 data_type,
                 [] if data_type == "myAsset" else list(codes),
                 units=units if book else None,
@@ -220,7 +296,7 @@ class Engine:
         if len(types) == 1 and types[0] not in PRIVATE_TYPES:
             # One type: the markets module's own error (UnknownMarketError when only unlisted
             # codes are wrong).
-            validate_subscription(types[0], list(codes), units=units, level=level, catalog=catalog)
+            check_subscription(types[0], list(codes), units=units, level=level, catalog=catalog)
         reasons = self._problems(types, codes, units, level, catalog)
         if reasons:
             raise InvalidSubscriptionError(reasons)
@@ -264,7 +340,27 @@ class Engine:
         level: float | None = None,
     ) -> None:
         """Raise :class:`~engine.errors.InvalidSubscriptionError` listing every reason the
-        subscription would be refused, including "duplicate of a live subscription"."""
+        subscription would be refused (see :meth:`subscription_problems`)."""
+        reasons = self.subscription_problems(data_type, symbols, units=units, level=level)
+        if reasons:
+            raise InvalidSubscriptionError(reasons)
+
+    def subscription_problems(
+        self,
+        data_type: str | Sequence[str],
+        symbols: Sequence[str] | str | None,
+        *,
+        units: int | None = None,
+        level: float | None = None,
+    ) -> list[str]:
+        """Every reason the subscription would be refused, each with its fix, including
+        "duplicate of a live subscription"; empty when it would be accepted.
+
+        The three verbs mean the same here as in :mod:`engine.markets`:
+        ``subscription_problems`` lists, :meth:`validate_subscription` answers True/False,
+        :meth:`check_subscription` raises. Raises :class:`~engine.errors.CatalogNotReadyError`
+        when only the catalog (not loaded yet) could tell.
+        """
         types, codes = _types(data_type), _codes(symbols)
         units, level = _normal_units(units), _normal_level(level)
         catalog = self._core.catalog.current
@@ -283,10 +379,10 @@ class Engine:
                 if duplicate:
                     reasons.append(
                         "a live subscription already has exactly these types, codes and "
-                        "options: read its stream instead of subscribing again"
+                        "options: read its stream instead of subscribing again (one reader; "
+                        "pass its items on to other tasks)"
                     )
-        if reasons:
-            raise InvalidSubscriptionError(reasons)
+        return reasons
 
     # -- snapshots -----------------------------------------------------------------------------
 
@@ -352,14 +448,14 @@ class Engine:
                 if len(requests) == 1 and data_type not in PRIVATE_TYPES:
                     # One request: the markets module's own error (UnknownMarketError when
                     # only unlisted codes are wrong).
-                    validate_subscription(
+                    check_subscription(
                         data_type,
                         list(codes),
                         units=units if book else None,
                         level=level if book else None,
                         catalog=catalog,
                     )
-                found = check_subscription(
+                found = subscription_problems(
                     data_type,
                     list(codes),
                     units=units if book else None,
@@ -409,6 +505,9 @@ class Engine:
             sub: Subscription = await self._call(
                 lambda reply: Subscribe(types, codes, units, level, reply)
             )
+        except trio.Cancelled:
+            metrics.subscriptions_cancelled += 1
+            raise
         except BaseException:
             metrics.subscriptions_failed += 1
             raise
@@ -416,23 +515,101 @@ class Engine:
         return sub.id
 
     def stream(self, subscription_id: str) -> SubscriptionStream:
-        """The subscription's messages and events (see :class:`SubscriptionStream`)."""
+        """The subscription's messages and events, for one reader (see
+        :class:`SubscriptionStream`). Raises :class:`~engine.errors.StreamBusyError` while
+        another stream of it is open and read."""
         core = self._core
         core.registry.subscription(subscription_id)  # raises for unknown ids
+        current = self._streams.get(subscription_id)
+        if current is not None and current.is_read:
+            raise StreamBusyError(
+                f"{subscription_id} already has an open stream; a subscription has one reader. "
+                "Close that stream first (leave its async with), or read it in one task and "
+                "pass items on (a trio memory channel per consumer)"
+            )
+        if current is not None:
+            current.close()  # its reader ended without closing it
         buffer = core.buffers.get(subscription_id)
         if buffer is None:
             buffer = SubscriberBuffer(subscription_id)
             buffer.close("the subscription has ended")
         ref = core.registry_ref
 
-        def closed() -> None:
+        def tell(message: RegistryCommand) -> None:
             if ref is not None:
-                try:
-                    ref.cast_nowait(ConsumerClosed(subscription_id))
-                except (ActorError, trio.WouldBlock):
-                    return
+                # The registry is gone (engine stopping): nobody is left to tell.
+                with contextlib.suppress(ActorError, trio.WouldBlock):
+                    ref.cast_nowait(message)
 
-        return SubscriptionStream(buffer, closed)
+        def closed() -> None:
+            if self._streams.get(subscription_id) is stream:
+                del self._streams[subscription_id]
+            tell(ConsumerClosed(subscription_id))
+
+        stream = SubscriptionStream(buffer, closed)
+        self._streams[subscription_id] = stream
+        tell(ConsumerOpened(subscription_id))
+        return stream
+
+    async def wait_active(
+        self,
+        subscription_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a deadline is part of this call's contract)
+    ) -> Subscription:
+        """Wait until the subscription is live, and return its record.
+
+        Live: Upbit was sent every stream it wants on a connected ticket and, for public
+        streams, each stream's SNAPSHOT reached its stream (or ``SnapshotMissing`` said it will
+        not come). Private streams (myOrder, myAsset) have no SNAPSHOT: live means the request
+        is on the wire, so an account event from then on is delivered. ``timeout`` defaults to
+        ``EngineConfig.connect_timeout + snapshot_timeout``.
+
+        Raises :class:`~engine.errors.SubscriptionTimeoutError` (with the state and the
+        connection's last failure) when the deadline passes; the subscription stays and starts
+        when it can. Raises :class:`~engine.errors.SubscriptionFailedError` if it failed and
+        ``InvalidSubscriptionError`` if it was unsubscribed.
+        """
+        core = self._core
+        if timeout is None:
+            timeout = core.config.connect_timeout + core.config.snapshot_timeout
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        with trio.move_on_after(timeout):
+            while True:
+                sub = core.registry.subscription(subscription_id)
+                if sub.state is SubscriptionState.FAILED:
+                    raise SubscriptionFailedError(subscription_id, sub.failure or "failed")
+                if not sub.is_live:
+                    raise InvalidSubscriptionError(
+                        [f"{subscription_id} is {sub.state.value}: it was unsubscribed"]
+                    )
+                if sub.state is SubscriptionState.ACTIVE and not self._awaits_snapshot(sub.id):
+                    return sub
+                if core.closed:
+                    raise EngineClosedError("the engine has shut down")
+                await core.changed.wait()
+        sub = core.registry.subscription(subscription_id)
+        raise SubscriptionTimeoutError(
+            subscription_id, timeout, self._pending_state(sub), self._connection_trouble(sub)
+        )
+
+    def _awaits_snapshot(self, subscription_id: str) -> bool:
+        return any(route[2] == subscription_id for route in self._core.router.waiting)
+
+    def _pending_state(self, sub: Subscription) -> str:
+        if sub.state is SubscriptionState.ACTIVE:
+            return "active, waiting for its SNAPSHOT"
+        return sub.state.value
+
+    def _connection_trouble(self, sub: Subscription) -> str | None:
+        for name in sub.tickets:
+            runtime = self._core.tickets.get(name)
+            if runtime is None or runtime.state in _UP:
+                continue
+            if runtime.last_failure:
+                return f"{name} is {runtime.state.value}; last failure: {runtime.last_failure}"
+        return None
 
     async def modify_subscription(self, subscription_id: str, symbols: Sequence[str] | str) -> None:
         """Replace a subscription's symbols, keeping its types and options and its ticket.
@@ -445,6 +622,9 @@ class Engine:
             sub = core.registry.subscription(subscription_id)
             await self._validate(sub.data_types, codes, sub.units, sub.level)
             await self._call(lambda reply: Modify(subscription_id, codes, reply))
+        except trio.Cancelled:
+            core.metrics.subscriptions_cancelled += 1
+            raise
         except BaseException:
             core.metrics.subscriptions_failed += 1
             raise
@@ -455,21 +635,44 @@ class Engine:
         await self.soft_unsubscribe(subscription_id)
 
     async def soft_unsubscribe(
-        self, subscription_id: str, current_symbols: Sequence[str] | str | None = None
+        self,
+        subscription_id: str,
+        current_symbols: Sequence[str] | str | None = None,
+        *,
+        release: Sequence[str] | str | None = None,
     ) -> None:
         """Release streams without closing the connection.
 
         The ticket's reduced set is re-sent; a ticket left with nothing is parked with a
-        snapshot-only request for a parking code (its reply is swallowed). With
-        ``current_symbols``, only those symbols of the subscription are released (the rest keep
-        streaming); without, or naming all of them, the subscription ends and its stream
-        finishes. Nothing more reaches the subscriber for what was released, stale frames
-        included.
+        snapshot-only request for a parking code (its reply is swallowed). Nothing more reaches
+        the subscriber for what was released, stale frames included.
+
+        - ``release=[...]``: only those symbols of the subscription are released; the rest keep
+          streaming (naming every symbol ends the subscription).
+        - Without it the subscription ends, and its stream's last item is an
+          :class:`~engine.events.Ended` event.
+        - ``current_symbols`` is the brief's argument: the symbols the subscription streams
+          now, from which the brief picks a parking code. The engine picks the parking code
+          itself (a listed market the ticket does not stream), so it only checks them: they
+          must be the subscription's symbols, and the subscription ends. Naming fewer raises
+          (use ``release=`` to release some).
         """
         if current_symbols is not None:
-            release = set(_codes(current_symbols))
             sub = self._core.registry.subscription(subscription_id)
-            unknown = sorted(release.difference(sub.codes))
+            named = set(_codes(current_symbols))
+            if named != set(sub.codes):
+                raise InvalidSubscriptionError(
+                    [
+                        f"current_symbols names the symbols {subscription_id} streams now "
+                        f"({', '.join(sub.codes)}) and ends it; got "
+                        f"{', '.join(sorted(named)) or 'none'}. To release only some "
+                        "symbols, pass release=[...]"
+                    ]
+                )
+        if release is not None:
+            released = set(_codes(release))
+            sub = self._core.registry.subscription(subscription_id)
+            unknown = sorted(released.difference(sub.codes))
             if unknown:
                 raise InvalidSubscriptionError(
                     [
@@ -477,7 +680,7 @@ class Engine:
                         f"its symbols are {', '.join(sub.codes)}"
                     ]
                 )
-            keep = tuple(code for code in sub.codes if code not in release)
+            keep = tuple(code for code in sub.codes if code not in released)
             if keep:
                 await self._call(lambda reply: Modify(subscription_id, keep, reply))
                 return
@@ -505,11 +708,17 @@ class Engine:
     async def _wait_closed(self, tickets: tuple[str, ...]) -> None:
         # Closing a ticket is asynchronous (the ticket actor stops, then reports the loss);
         # wait for it so the caller sees the effect, but never hang on a stuck ticket.
-        with trio.move_on_after(CALL_TIMEOUT):
-            for name in tickets:
-                event = self._core.closing.get(name)
-                if event is not None:
-                    await event.wait()
+        try:
+            with trio.move_on_after(CALL_TIMEOUT):
+                for name in tickets:
+                    event = self._core.closing.get(name)
+                    if event is not None:
+                        await event.wait()
+        except trio.Cancelled:
+            # The registry already made the change: the caller gets its outcome rather than
+            # an exception that would say nothing happened. Trio cancellation is level-
+            # triggered, so the caller's next checkpoint raises Cancelled all the same.
+            return
 
     def _efficiency(self) -> float:
         usage = self._core.registry.usage(trio.current_time()).get("realtime")
@@ -520,12 +729,16 @@ class Engine:
 
         Inactive: its stream was closed by its reader, or it is active on a connected ticket
         and received nothing for ``inactive_after`` seconds (default
-        ``EngineConfig.inactive_after``). Private streams are never inactive by silence.
+        ``EngineConfig.inactive_after``). A subscription whose stream is open and read is never
+        inactive, however quiet (releasing it would end a stream someone reads); private
+        streams are never inactive by silence either. A released subscription's stream, if
+        one is still open, ends with an :class:`~engine.events.Ended` event.
         """
         after = self._core.config.inactive_after if inactive_after is None else inactive_after
         if not after > 0:
             raise ValueError(f"inactive_after must be > 0 seconds, got {after!r}")
-        outcome: CleanupOutcome = await self._call(lambda reply: Cleanup(after, reply))
+        reading = frozenset(sub for sub, stream in self._streams.items() if stream.is_read)
+        outcome: CleanupOutcome = await self._call(lambda reply: Cleanup(after, reading, reply))
         await self._wait_closed(outcome.tickets)
         return outcome
 
@@ -596,6 +809,11 @@ class Engine:
                     last_failure=runtime.last_failure,
                     last_failure_at=runtime.last_failure_at,
                 )
+                failing = runtime.lost_at is not None and runtime.state not in _UP
+                if failing and entry["status"] == "inactive" and entry["subscriptions"]:
+                    # The ticket's own news is synchronous; the registry hears of a failed
+                    # connect a moment later. Never show a failing ticket as merely inactive.
+                    entry.update(status="error", error=runtime.last_failure)
             for field in ("created_at", "last_message", "state_since", "last_failure_at"):
                 if field in entry:
                     entry[f"{field}_utc"] = utc(entry[field])
@@ -629,6 +847,7 @@ class Engine:
             subscriptions=MappingProxyType(states),
             subscriptions_succeeded=recorder.subscriptions_succeeded,
             subscriptions_failed=recorder.subscriptions_failed,
+            subscriptions_cancelled=recorder.subscriptions_cancelled,
             subscriptions_broken=recorder.subscriptions_broken,
             connects=recorder.connects,
             reconnects=recorder.reconnects,
@@ -721,5 +940,6 @@ async def open_engine(
             core.closed = True
             for buffer in core.buffers.values():
                 buffer.close("the engine closed")
+            core.note_change()
     core.root = None
     core.registry_ref = None

@@ -2,8 +2,10 @@
 
 - :class:`MarketCatalog` holds the listed pairs (``GET /v1/market/all?is_details=true``) and,
   optionally, each KRW pair's orderbook policy (``GET /v1/orderbook/instruments``).
-- :func:`check_subscription` / :func:`validate_subscription` apply Upbit's rules before anything
-  is sent, listing every problem with its fix.
+- :func:`subscription_problems` lists every reason Upbit would refuse or ignore a subscription,
+  each with its fix; :func:`validate_subscription` answers True/False and
+  :func:`check_subscription` raises with every reason (the same verbs mean the same on
+  ``Engine``).
 - :func:`choose_parking_code` picks the code a soft unsubscribe parks a ticket on.
 - :func:`fetch_catalog` fetches over HTTP from Trio; :class:`CatalogSource` keeps a catalog fresh
   on a TTL and shares fetches between callers.
@@ -32,6 +34,7 @@ from engine._market_validation import (
     PUBLIC_TYPES,
     SUBSCRIBABLE_TYPES,
     check_subscription,
+    subscription_problems,
     validate_subscription,
 )
 
@@ -56,5 +59,6 @@ __all__ = (
     "fetch_catalog",
     "parse_orderbook_instruments",
     "split_code",
+    "subscription_problems",
     "validate_subscription",
 )

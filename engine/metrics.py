@@ -131,6 +131,8 @@ class MetricsRecorder:
         #: Calls of subscribe_realtime / modify that were accepted, and rejected or failed.
         self.subscriptions_succeeded = 0
         self.subscriptions_failed = 0
+        #: Calls of subscribe_realtime / modify cancelled by their caller: they left no trace.
+        self.subscriptions_cancelled = 0
         #: Subscriptions the engine failed after acceptance (overflowing lossless buffer...).
         self.subscriptions_broken = 0
         #: Successful WebSocket connections of realtime/private tickets, and how many of them
@@ -241,6 +243,9 @@ class EngineMetrics:
     #: Orderbook deliveries with more rows than asked (``trimmed`` for the subscriber) or fewer
     #: (``short``, delivered as they came).
     orderbook_rows_mismatch: Mapping[str, int] = attrs.field(factory=dict)
+    #: subscribe_realtime / modify calls cancelled by their caller (they changed nothing;
+    #: counted in neither ``subscriptions_succeeded`` nor ``subscriptions_failed``).
+    subscriptions_cancelled: int = 0
 
     @property
     def ticket_efficiency(self) -> float:
@@ -266,6 +271,11 @@ class EngineMetrics:
             "subscriptions_failed_total",
             "Rejected subscribe/modify calls.",
             self.subscriptions_failed,
+        )
+        out.counter(
+            "subscriptions_cancelled_total",
+            "Subscribe/modify calls cancelled by their caller (no effect).",
+            self.subscriptions_cancelled,
         )
         out.counter(
             "subscriptions_broken_total",

@@ -73,6 +73,7 @@ __all__ = (
     "Cleanup",
     "CleanupOutcome",
     "ConsumerClosed",
+    "ConsumerOpened",
     "Modify",
     "Optimize",
     "ProbePassed",
@@ -82,6 +83,7 @@ __all__ = (
     "SnapshotOverdue",
     "SnapshotSeen",
     "Subscribe",
+    "TicketConnectFailed",
     "TicketConnected",
     "TicketGaveUp",
     "TicketLost",
@@ -144,9 +146,11 @@ class CleanupOutcome:
 
 @attrs.frozen
 class Cleanup:
-    """Release inactive subscriptions and close tickets that carry nothing."""
+    """Release inactive subscriptions and close tickets that carry nothing; ``reading`` are the
+    subscriptions whose stream a task reads (never released)."""
 
     inactive_after: float
+    reading: frozenset[str]
     reply: Reply[CleanupOutcome]
 
 
@@ -181,6 +185,14 @@ class TicketLost:
     generation: int
     cause: str | None
     at: float
+
+
+@attrs.frozen
+class TicketConnectFailed:
+    """A ticket could not connect (``cause``), or is held back from connecting."""
+
+    ticket: str
+    cause: str
 
 
 @attrs.frozen
@@ -271,6 +283,13 @@ class BufferFailed:
 
 
 @attrs.frozen
+class ConsumerOpened:
+    """A stream of the subscription was opened: it counts as consumed again."""
+
+    subscription_id: str
+
+
+@attrs.frozen
 class ConsumerClosed:
     """The subscriber closed its stream: the subscription counts as inactive from now on."""
 
@@ -297,6 +316,7 @@ RegistryCommand = (
     | TicketConnected
     | TicketSent
     | TicketLost
+    | TicketConnectFailed
     | AuthFailed
     | TicketGaveUp
     | RequestRejected
@@ -306,10 +326,14 @@ RegistryCommand = (
     | SnapshotSeen
     | SnapshotOverdue
     | BufferFailed
+    | ConsumerOpened
     | ConsumerClosed
     | _MarkActive
     | _NoteFrames
 )
+
+#: Commands a facade call waits for: skipped when their caller gave up before their turn.
+_USER_CALLS = (Subscribe, Modify, Unsubscribe, Optimize, Cleanup)
 
 _Launch = tuple[Literal["start", "stop"], str]
 
@@ -332,6 +356,7 @@ def registry_actor(core: EngineCore) -> Any:
             task_status.started()
             async for command in ctx.mailbox:
                 state.handle(command)
+                core.note_change()
             nursery.cancel_scope.cancel()
 
     return registry
@@ -371,6 +396,11 @@ class _RegistryState:
     # -- dispatch -----------------------------------------------------------------------------
 
     def handle(self, command: RegistryCommand) -> None:
+        if isinstance(command, _USER_CALLS) and command.reply.abandoned:
+            # The caller was cancelled (or timed out) before this command's turn came: it was
+            # told the call did not happen, so it must not. Nothing is sent, nothing is kept.
+            _log.debug("skipped %s: its caller stopped waiting", type(command).__name__)
+            return
         match command:
             case Subscribe():
                 self.on_subscribe(command)
@@ -382,8 +412,8 @@ class _RegistryState:
                 reports, changes = self.core.registry.optimize(now=_now())
                 self.apply(changes)
                 reply.send((reports, self.close_empty_tickets()))
-            case Cleanup(inactive_after, reply):
-                self.on_cleanup(inactive_after, reply)
+            case Cleanup(inactive_after, reading, reply):
+                self.on_cleanup(inactive_after, reading, reply)
             case TicketConnected():
                 self.on_connected(command)
             case TicketSent(ticket, generation, keys, snapshot_keys, at, through):
@@ -392,6 +422,8 @@ class _RegistryState:
                 )
             case TicketLost(ticket, generation, cause, at):
                 self.on_lost(ticket, generation, cause, at)
+            case TicketConnectFailed(ticket, cause):
+                self.core.registry.connect_failed(ticket, cause)
             case AuthFailed(ticket, cause) | TicketGaveUp(ticket, cause):
                 self.on_ticket_failed(ticket, cause)
             case RequestRejected():
@@ -408,6 +440,9 @@ class _RegistryState:
                 self.on_snapshot_overdue(ticket, key, sub_id, at)
             case BufferFailed(sub_id, cause):
                 self.on_buffer_failed(sub_id, cause)
+            case ConsumerOpened(sub_id):
+                with contextlib.suppress(InvalidSubscriptionError):
+                    self.core.registry.consumer_opened(sub_id, now=_now())
             case ConsumerClosed(sub_id):
                 with contextlib.suppress(InvalidSubscriptionError):
                     self.core.registry.consumer_closed(sub_id, now=_now())
@@ -495,11 +530,13 @@ class _RegistryState:
         # The buffer stays: its consumer reads what is buffered, then the error.
         core.first_message_due.pop(sub_id, None)
 
-    def on_cleanup(self, inactive_after: float, reply: Reply[CleanupOutcome]) -> None:
+    def on_cleanup(
+        self, inactive_after: float, reading: frozenset[str], reply: Reply[CleanupOutcome]
+    ) -> None:
         core = self.core
         now = _now()
         released: list[str] = []
-        for sub_id in core.registry.inactive(now, inactive_after):
+        for sub_id in core.registry.inactive(now, inactive_after, reading=reading):
             _, changes = core.registry.unsubscribe(sub_id, mode="soft", now=now)
             self.apply(changes)
             self._close_buffer(sub_id, "released by cleanup_inactive")
@@ -613,6 +650,8 @@ class _RegistryState:
     def publish(self) -> None:
         # Incremental: costs what the change touched, not every live route.
         publish_routes(self.core)
+        # A subscriber placed on a ticket that is down hears of the outage at once.
+        self.core.router.join_outages(at=_now())
 
     def launch_needed(self) -> None:
         for name in self.core.registry.tickets_needing_connection():

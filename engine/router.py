@@ -101,6 +101,12 @@ class _Outage:
     #: subscription id -> the streams it had on the ticket (a stream that leaves the ticket
     #: while it is down ends the outage for its code: see ``Router._settle_moved``)
     keys: dict[str, frozenset[StreamKey]] = attrs.Factory(dict)
+    #: subscription id -> when its outage began, for subscribers that joined the ticket while
+    #: it was down (the others share ``start``)
+    starts: dict[str, float] = attrs.Factory(dict)
+
+    def start_of(self, sub: str) -> float:
+        return self.starts.get(sub, self.start)
 
 
 @attrs.define
@@ -361,7 +367,8 @@ class Router:
                 gone = tuple(code for code in codes if code in moved)
                 if not gone:
                     continue
-                buffer.put_event(Gap(name, outage.start, None, outage.cause, gone, utc=_utc()))
+                start = outage.start_of(sub)
+                buffer.put_event(Gap(name, start, None, outage.cause, gone, utc=_utc()))
                 remaining = tuple(code for code in codes if code not in moved)
                 outage.keys[sub] = frozenset(key for key in had if key.code not in moved)
                 if remaining:
@@ -374,7 +381,8 @@ class Router:
         # Closed buffers (unsubscribed) drop the event; live ones learn the gap ended for them
         # here, before any SNAPSHOT their streams' new ticket sends.
         buffer, codes = outage.affected.pop(sub)
-        buffer.put_event(Gap(ticket, outage.start, None, outage.cause, codes, utc=_utc()))
+        start = outage.start_of(sub)
+        buffer.put_event(Gap(ticket, start, None, outage.cause, codes, utc=_utc()))
 
     def end_wait(self, route_id: RouteId) -> bool:
         """Stop waiting for the SNAPSHOT of ``route_id`` (``(ticket, key, subscription id)``):
@@ -435,7 +443,9 @@ class Router:
             here = self._index.ticket_subs.get(ticket, {})
             for sub, (buffer, codes) in outage.affected.items():
                 if sub in here:
-                    buffer.put_event(Gap(ticket, outage.start, at, outage.cause, codes, utc=_utc()))
+                    buffer.put_event(
+                        Gap(ticket, outage.start_of(sub), at, outage.cause, codes, utc=_utc())
+                    )
         for stream in self._index.by_ticket.get(ticket, {}).values():
             if stream.kind == PRIVATE:
                 continue
@@ -478,6 +488,54 @@ class Router:
         for buffer, codes in affected.values():
             buffer.put_event(Interrupted(ticket, at, cause, codes, utc=_utc()))
         return True
+
+    def connect_failed(self, ticket: str, cause: str, *, at: float) -> None:
+        """``ticket`` could not connect (or is held back from connecting) because of ``cause``.
+
+        While it has no connection, its subscribers are in an outage like after a loss: each
+        one not yet told receives an :class:`~engine.events.Interrupted` now (a subscription
+        whose first connection fails hears of it, instead of waiting in silence), and the next
+        :meth:`ticket_connected` brings their Gap. Nothing happens while a connection is open.
+        """
+        state = self._state(ticket)
+        if state.generation is not None:
+            return
+        if state.outage is None:
+            state.outage = _Outage(start=at, cause=cause, affected={})
+        self._join_outage(state, state.outage, at, cause)
+
+    def join_outages(self, *, at: float) -> None:
+        """Tell subscribers that were placed on a ticket while it is down (or whose streams
+        there grew): an :class:`~engine.events.Interrupted` for what they newly have on it.
+        Call it after changing the table; costs nothing while every ticket is connected."""
+        for state in self._tickets.values():
+            if state.outage is not None:
+                self._join_outage(state, state.outage, at, None)
+
+    def _join_outage(
+        self, state: _TicketState, outage: _Outage, at: float, cause: str | None
+    ) -> None:
+        here: dict[str, tuple[SubscriberBuffer, set[StreamKey]]] = {}
+        for stream in self._index.by_ticket.get(state.name, {}).values():
+            for target in stream.targets:
+                here.setdefault(target.subscriber, (target.buffer, set()))[1].add(target.key)
+        for sub, (buffer, keys) in here.items():
+            had = outage.keys.get(sub, frozenset())
+            if keys <= had:
+                continue
+            known = outage.affected.get(sub)
+            if known is None:
+                codes = _codes_of(list(keys - had))
+                outage.starts[sub] = at
+            else:
+                codes = tuple(code for code in _codes_of(list(keys - had)) if code not in known[1])
+                if not codes:
+                    outage.keys[sub] = had | keys
+                    continue
+            outage.keys[sub] = had | keys
+            merged = tuple(sorted({*codes, *(known[1] if known else ())}))
+            outage.affected[sub] = (buffer, merged)
+            buffer.put_event(Interrupted(state.name, at, cause or outage.cause, codes, utc=_utc()))
 
     # ------------------------------------------------------------------------------------------
     # Hot path

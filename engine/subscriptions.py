@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -369,6 +369,16 @@ class Registry:
         sub = self._get(sub_id)
         return self._transition(sub, Event.ACTIVATE, now, last_message_at=now)
 
+    def consumer_opened(self, sub_id: str, *, now: float) -> Subscription:
+        """A stream of ``sub_id`` was opened: it counts as consumed again (undoes
+        :meth:`consumer_closed`)."""
+        sub = self._get(sub_id)
+        if sub.consumer_open:
+            return sub
+        updated = attrs.evolve(sub, consumer_open=True, updated_at=now)
+        self._store(updated)
+        return updated
+
     def consumer_closed(self, sub_id: str, *, now: float) -> Subscription:
         """The subscriber stopped reading; the subscription counts as inactive from now on."""
         sub = self._get(sub_id)
@@ -525,6 +535,14 @@ class Registry:
                     state.awaiting[key] = now
         self._settle(now)
         return True
+
+    def connect_failed(self, ticket: str, cause: str) -> None:
+        """``ticket`` could not connect because of ``cause``: while it stays down with streams
+        to carry, ``registry_view`` shows it as ``error`` with that cause (a connection
+        clears it)."""
+        state = self._ticket(ticket)
+        if state.generation is None:
+            state.lost_cause = cause
 
     def ticket_lost(self, ticket: str, generation: int, cause: str | None, *, now: float) -> bool:
         """The connection of ``generation`` ended (``cause`` None: closed on purpose).
@@ -690,10 +708,14 @@ class Registry:
             snapshot_timeout=snapshot_timeout,
         )
 
-    def inactive(self, now: float, inactive_after: float) -> list[str]:
+    def inactive(
+        self, now: float, inactive_after: float, *, reading: Collection[str] = ()
+    ) -> list[str]:
         """Live subscriptions that ``cleanup_inactive`` may release, in creation order.
 
-        A subscription is inactive when its consumer stream was closed, or when it is ACTIVE,
+        Subscriptions in ``reading`` (a task reads their stream) are never inactive: releasing
+        them would end a stream someone is reading. Any other subscription is inactive when its
+        consumer stream was closed, or when it is ACTIVE,
         public, every ticket carrying it is connected (its streams should be flowing), and
         nothing was delivered to it for ``inactive_after`` seconds (counted from its last
         message, or from its last change if it never got one). Private streams (myOrder,
@@ -702,6 +724,8 @@ class Registry:
         """
         found: list[str] = []
         for sub in self.subscriptions():
+            if sub.id in reading:
+                continue
             if not sub.consumer_open:
                 found.append(sub.id)
                 continue

@@ -99,6 +99,7 @@ from engine.registry_actor import (
     RequestRejected,
     SnapshotOverdue,
     TicketConnected,
+    TicketConnectFailed,
     TicketGaveUp,
     TicketLost,
     TicketSent,
@@ -206,6 +207,10 @@ class _Ticket:
             blocked = core.rate_backoff.blocked_until(now)
             if blocked > now:
                 runtime.enter(ConnectionState.BACKING_OFF)
+                self._connect_failed(
+                    f"Upbit's rate limit (HTTP 429/418) holds connects back for another "
+                    f"{blocked - now:.1f} s"
+                )
                 await trio.sleep_until(blocked)
                 continue
             await acquire_slot(core.connect_limiter)
@@ -234,10 +239,13 @@ class _Ticket:
                 core.rate_backoff.on_rejected(
                     exc.status, trio.current_time(), retry_after=exc.retry_after
                 )
+                self._connect_failed(_describe(exc))
             except BaseException as exc:
                 # A failure inside _serve was judged there, before the loss was reported.
                 judged = self._take_verdict()
                 verdict = judged[0] if judged is not None else self._judge(exc, None)
+                if not connected and isinstance(exc, Exception) and not self.ctx.stop_requested:
+                    self._connect_failed(_describe(exc))
                 if verdict is None:
                     raise
                 return verdict
@@ -281,6 +289,15 @@ class _Ticket:
         if cause is not None and self.runtime.lost_at is None:
             self.runtime.lost_at = now
         self._tell_registry(TicketLost(self.name, generation, cause, now))
+
+    def _connect_failed(self, cause: str) -> None:
+        # The subscribers hear of it now (Interrupted), not after the next success, and
+        # registry() shows the ticket as failing.
+        now = trio.current_time()
+        if self.runtime.lost_at is None:
+            self.runtime.lost_at = now
+        self.core.router.connect_failed(self.name, cause, at=now)
+        self._tell_registry(TicketConnectFailed(self.name, cause))
 
     def _tell_registry(self, message: Any) -> None:
         ref = self.core.registry_ref

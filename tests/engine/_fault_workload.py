@@ -36,7 +36,7 @@ import attrs
 import trio
 
 from engine.errors import InvalidSubscriptionError, SubscriptionFailedError, UpbitEngineError
-from engine.events import Gap, Interrupted, SnapshotMissing
+from engine.events import Ended, Gap, Interrupted, SnapshotMissing
 from engine.manager import Engine, SubscriptionStream, open_engine
 from engine.messages import Message, Trade
 from engine.router import StreamItem, SubscriberBuffer
@@ -171,7 +171,7 @@ class Modify:
 
 @attrs.frozen
 class Release:
-    """``soft_unsubscribe(sub, current_symbols=<its first count codes>)``."""
+    """``soft_unsubscribe(sub, release=<its first count codes>)``."""
 
     target: int
     count: int
@@ -433,6 +433,8 @@ class SubscriberLog:
         self.seen_at: dict[tuple[str, str], list[float]] = {}
         self.items = 0
         self.ended = False
+        #: The Ended event that closed the stream, if it ended without an error.
+        self.ended_event: Ended | None = None
         self.expect_end = False
         self.failure: BaseException | None = None
         self.buffer: SubscriberBuffer | None = None
@@ -444,7 +446,7 @@ class SubscriberLog:
 
     def on_item(self, item: StreamItem) -> None:
         self.items += 1
-        if isinstance(item, Interrupted | Gap | SnapshotMissing):
+        if isinstance(item, Interrupted | Gap | SnapshotMissing | Ended):
             text = repr(item)
         else:  # what identifies a message, without rendering a whole orderbook
             text = f"{item.type} {getattr(item, 'code', '')} {item.stream_type} {item.timestamp}"
@@ -453,9 +455,18 @@ class SubscriberLog:
             if "ProtocolError" in item.cause:
                 self.fail("g", f"a connection ended because of a frame's content: {item!r}")
             if item.ticket in self.open:
-                self.fail("b", f"a second Interrupted on {item.ticket} before the Gap: {item!r}")
+                # Only codes that joined the down ticket since its Interrupted may get another.
+                if not item.codes or set(item.codes) & self.open_codes[item.ticket]:
+                    self.fail(
+                        "b", f"a second Interrupted on {item.ticket} before the Gap: {item!r}"
+                    )
+                self.open_codes[item.ticket].update(item.codes)
+                return
             self.open[item.ticket] = item
             self.open_codes[item.ticket] = set(item.codes)
+            return
+        if isinstance(item, Ended):
+            self.ended_event = item
             return
         if isinstance(item, Gap):
             outage = self.open.get(item.ticket)
@@ -592,6 +603,8 @@ class Runner:
                     await trio.sleep(log.delay)  # a slow reader, by design of the workload
         except trio.EndOfChannel:
             log.ended = True
+            if log.ended_event is None:
+                log.fail("b", "the stream stopped without an Ended event")
         except SubscriptionFailedError as exc:
             log.failure = exc
 
@@ -636,7 +649,7 @@ class Runner:
                 if len(release) == len(sub.codes):
                     log.expect_end = True
                 log.released.update(release)
-                await eng.soft_unsubscribe(sub_id, list(release))
+                await eng.soft_unsubscribe(sub_id, release=list(release))
             else:
                 log.expect_end = True
                 if op.how == "soft":

@@ -28,7 +28,7 @@ async def test_pattern_2_and_5_monitor_then_release(autojump_clock: MockClock) -
     async with engine_on_emulator() as (eng, emu):
         sub_id = await eng.subscribe_realtime("ticker", ["KRW-BTC"])
         await collect(eng.stream(sub_id), 3)
-        await eng.soft_unsubscribe(sub_id, current_symbols=["KRW-BTC"])
+        await eng.soft_unsubscribe(sub_id, release=["KRW-BTC"])
         assert eng.subscription(sub_id).state.value in ("closing", "closed")
         again = await eng.subscribe_realtime("ticker", ["KRW-ETH"])
         await collect(eng.stream(again), 2)

@@ -9,6 +9,7 @@ import trio
 from trio.testing import MockClock
 
 from engine.errors import SnapshotTimeoutError
+from engine.events import Gap, Interrupted
 from engine.messages import Ticker, Trade
 from engine.testing import Limits
 
@@ -18,8 +19,8 @@ from ._engine_support import (
     collect,
     engine_on_emulator,
     messages,
-    receive,
     settle,
+    until,
 )
 
 
@@ -38,7 +39,11 @@ async def test_429_refusals_back_off_with_growing_spacing_then_deliver(
     async with engine_on_emulator() as (eng, emu):
         emu.reject_connects(429, count=4)
         sub_id = await eng.subscribe_realtime("ticker", ["KRW-BTC"])
-        first = await receive(eng.stream(sub_id))
+        items = await until(eng.stream(sub_id), lambda item: isinstance(item, Ticker))
+        # The subscriber heard of the refusals at once, once, then of the gap they made.
+        assert [type(item) for item in items] == [Interrupted, Gap, Ticker]
+        assert "429" in items[0].cause  # type: ignore[union-attr]
+        first = items[-1]
         assert isinstance(first, Ticker)
         assert first.stream_type == "SNAPSHOT"
         refusals = emu.refusals()
@@ -60,7 +65,11 @@ async def test_a_418_block_is_waited_out_with_a_single_attempt(autojump_clock: M
         start = trio.current_time()
         sub_id = await eng.subscribe_realtime("ticker", ["KRW-ETH"])
         stream = eng.stream(sub_id)
-        got = messages(await collect(stream, 3, within=block + WAIT))
+        # Interrupted (the 418) and Gap come first, then the messages.
+        items = await collect(stream, 5, within=block + WAIT)
+        assert isinstance(items[0], Interrupted)
+        assert "418" in items[0].cause
+        got = messages(items)
         assert all(isinstance(m, Ticker) and m.code == "KRW-ETH" for m in got)
         assert len(got) == 3
         (refusal,) = emu.refusals()
@@ -83,7 +92,13 @@ async def test_a_block_met_by_the_snapshot_pool_holds_realtime_connects_back(
             await eng.request_snapshot("ticker", ["KRW-BTC"], timeout=2.0)
         (refusal,) = await emu.wait_refusals(1)
         sub_id = await eng.subscribe_realtime("trade", ["KRW-XRP"])
-        (first,) = messages(await collect(eng.stream(sub_id), 1, within=WAIT * 2))
+        items = await until(
+            eng.stream(sub_id), lambda item: isinstance(item, Trade), within=WAIT * 2
+        )
+        # Held back by the block, the subscriber was told so at once.
+        assert isinstance(items[0], Interrupted)
+        assert "rate limit" in items[0].cause
+        first = items[-1]
         assert isinstance(first, Trade)
         assert first.code == "KRW-XRP"
         # The realtime ticket did not knock while the IP was blocked: one refusal in all.

@@ -122,11 +122,12 @@ async def test_a_connect_block_shows_as_backing_off(autojump_clock: MockClock) -
 async def test_ticket_states_in_the_prometheus_text(autojump_clock: MockClock) -> None:
     async with engine_on_emulator() as (eng, emu):
         sub_id = await eng.subscribe_realtime("ticker", ["KRW-XRP"])
-        await collect(eng.stream(sub_id), 1)
+        stream = eng.stream(sub_id)
+        await collect(stream, 1)
         await settle(eng, emu)
         (conn,) = emu.connections(open_only=True)
         await emu.drop(conn.conn_id)
-        await until(eng.stream(sub_id), lambda item: isinstance(item, Gap))
+        await until(stream, lambda item: isinstance(item, Gap))
         await settle(eng, emu)
         with trio.fail_after(WAIT):
             await emu.wait_for(lambda: eng.metrics().tickets["realtime-0"].state is C.READY)

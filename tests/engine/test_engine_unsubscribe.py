@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 from trio.testing import MockClock
 
-from engine.messages import Ticker
+from engine.errors import InvalidSubscriptionError
+from engine.events import Ended
 from engine.testing import Quirks
 
 from ._engine_support import (
@@ -56,7 +58,9 @@ async def test_soft_unsubscribe_of_the_last_subscription_parks_the_ticket(
         await eng.unsubscribe_realtime(sub_id)
         with trio.fail_after(WAIT):
             rest = [item async for item in stream]  # ends cleanly, nothing after
-        assert all(isinstance(item, Ticker) for item in rest)
+        (last,) = rest  # pending messages are dropped at an unsubscribe: only the event is left
+        assert isinstance(last, Ended)
+        assert (last.subscription_id, last.reason) == (sub_id, "unsubscribed")
         (conn,) = emu.connections(open_only=True)
         await emu.wait_requests(2, conn_id=conn.conn_id, kind="subscribe")
         parking = subscribe_requests(emu, conn.conn_id)[-1].json()
@@ -83,7 +87,7 @@ async def test_partial_soft_unsubscribe_keeps_the_other_symbols(
         sub_id = await eng.subscribe_realtime("trade", ["KRW-BTC", "KRW-ETH"])
         stream = eng.stream(sub_id)
         await collect(stream, 3)
-        await eng.soft_unsubscribe(sub_id, current_symbols=["KRW-ETH"])
+        await eng.soft_unsubscribe(sub_id, release=["KRW-ETH"])
         await settle(eng, emu)
         (conn,) = emu.connections(open_only=True)
         assert emulator_set(emu, conn.conn_id) == {("trade", "KRW-BTC")}
@@ -91,6 +95,27 @@ async def test_partial_soft_unsubscribe_keeps_the_other_symbols(
         # Frames already buffered before the change may be ETH; none after it.
         assert later[-1].code == "KRW-BTC"
         assert eng.subscription(sub_id).codes == ("KRW-BTC",)
+
+
+async def test_the_briefs_current_symbols_name_what_streams_and_end_it(
+    autojump_clock: MockClock,
+) -> None:
+    async with engine_on_emulator() as (eng, emu):
+        sub_id = await eng.subscribe_realtime("trade", ["KRW-BTC", "KRW-ETH"])
+        await settle(eng, emu)
+        # Naming fewer than it streams is refused before anything is sent, pointing at release=.
+        sent = len(subscribe_requests(emu))
+        with pytest.raises(InvalidSubscriptionError, match="release=") as info:
+            await eng.soft_unsubscribe(sub_id, current_symbols=["KRW-ETH"])
+        assert "KRW-BTC, KRW-ETH" in str(info.value)
+        assert len(subscribe_requests(emu)) == sent
+        assert eng.subscription(sub_id).codes == ("KRW-BTC", "KRW-ETH")
+        # Naming them all (the brief's meaning) ends the subscription.
+        await eng.soft_unsubscribe(sub_id, current_symbols=["KRW-ETH", "KRW-BTC"])
+        assert not eng.subscription(sub_id).is_live
+        other = await eng.subscribe_realtime("trade", ["KRW-BTC"])
+        with pytest.raises(InvalidSubscriptionError, match="does not stream KRW-XRP"):
+            await eng.soft_unsubscribe(other, release=["KRW-XRP"])
 
 
 async def test_nothing_reaches_a_subscriber_after_unsubscribe(autojump_clock: MockClock) -> None:

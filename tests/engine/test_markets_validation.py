@@ -1,4 +1,5 @@
-"""check_subscription / validate_subscription: every problem listed, each with its fix."""
+"""subscription_problems / validate_subscription / check_subscription: every problem listed,
+each with its fix; the bool and the raising verb agree with the list."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from engine.markets import (
     SUBSCRIBABLE_TYPES,
     MarketCatalog,
     check_subscription,
+    subscription_problems,
     validate_subscription,
 )
 from engine.wire_keys import CANDLE_TYPES, DEFAULT_TO_SIMPLE
@@ -27,7 +29,7 @@ BARE = catalog(with_instruments=False)
 
 def reasons(data_type: Any, codes: Any, catalog: MarketCatalog | None = CATALOG, **kw: Any) -> str:
     """All reasons joined, for substring assertions."""
-    found = check_subscription(data_type, codes, catalog=catalog, **kw)
+    found = subscription_problems(data_type, codes, catalog=catalog, **kw)
     return "\n".join(found)
 
 
@@ -42,26 +44,26 @@ def test_type_list_comes_from_wire_keys() -> None:
 
 @pytest.mark.parametrize("data_type", PUBLIC_TYPES)
 def test_every_public_type_accepts_listed_codes(data_type: str) -> None:
-    assert check_subscription(data_type, ["KRW-BTC", "BTC-ETH"], catalog=CATALOG) == []
-    validate_subscription(data_type, ("USDT-BTC",), catalog=CATALOG)
+    assert subscription_problems(data_type, ["KRW-BTC", "BTC-ETH"], catalog=CATALOG) == []
+    check_subscription(data_type, ("USDT-BTC",), catalog=CATALOG)
 
 
 def test_private_types() -> None:
-    assert check_subscription("myOrder", None, catalog=CATALOG) == []
-    assert check_subscription("myOrder", [], catalog=CATALOG) == []
-    assert check_subscription("myOrder", ["KRW-BTC"], catalog=CATALOG) == []
-    assert check_subscription("myAsset", None, catalog=CATALOG) == []
-    assert check_subscription("myAsset", [], catalog=CATALOG) == []
+    assert subscription_problems("myOrder", None, catalog=CATALOG) == []
+    assert subscription_problems("myOrder", [], catalog=CATALOG) == []
+    assert subscription_problems("myOrder", ["KRW-BTC"], catalog=CATALOG) == []
+    assert subscription_problems("myAsset", None, catalog=CATALOG) == []
+    assert subscription_problems("myAsset", [], catalog=CATALOG) == []
 
 
 # The required rejections ----------------------------------------------------------------------
 
 
 def test_lower_case_code_is_rejected_with_the_upper_case_spelling() -> None:
-    found = check_subscription("ticker", ["krw-btc"], catalog=CATALOG)
+    found = subscription_problems("ticker", ["krw-btc"], catalog=CATALOG)
     assert found == ["use 'KRW-BTC', not 'krw-btc': Upbit ignores codes that are not upper case"]
     with pytest.raises(InvalidSubscriptionError) as info:
-        validate_subscription("ticker", ["krw-btc"], catalog=None)
+        check_subscription("ticker", ["krw-btc"], catalog=None)
     assert not isinstance(info.value, UnknownMarketError)
     assert "use 'KRW-BTC', not 'krw-btc'" in str(info.value)
 
@@ -84,7 +86,7 @@ def test_brief_style_base_first_codes_are_explained() -> None:
     # The brief's parking codes: base first, not Upbit codes.
     assert "did you mean 'KRW-BTC'?" in reasons("ticker", ["BTC-KRW"], catalog=None)
     with pytest.raises(UnknownMarketError) as info:
-        validate_subscription("ticker", ["BTC-USDT"], catalog=CATALOG)
+        check_subscription("ticker", ["BTC-USDT"], catalog=CATALOG)
     assert "did you mean 'USDT-BTC'?" in str(info.value)
 
 
@@ -120,7 +122,7 @@ def test_unit_7_is_rejected() -> None:
 
 @pytest.mark.parametrize("units", ORDERBOOK_UNITS)
 def test_supported_units_are_accepted(units: int) -> None:
-    assert check_subscription("orderbook", ["KRW-BTC"], units=units, catalog=CATALOG) == []
+    assert subscription_problems("orderbook", ["KRW-BTC"], units=units, catalog=CATALOG) == []
 
 
 @pytest.mark.parametrize("units", [True, 15.0, "15"])
@@ -140,12 +142,14 @@ def test_level_on_a_btc_pair_is_rejected() -> None:
 
 
 def test_level_zero_is_the_plain_book_and_fits_every_pair() -> None:
-    assert check_subscription("orderbook", ["BTC-ETH", "KRW-BTC"], level=0, catalog=CATALOG) == []
+    assert (
+        subscription_problems("orderbook", ["BTC-ETH", "KRW-BTC"], level=0, catalog=CATALOG) == []
+    )
 
 
 def test_level_is_checked_against_supported_levels_when_known() -> None:
-    assert check_subscription("orderbook", ["KRW-BTC"], level=100000, catalog=CATALOG) == []
-    assert check_subscription("orderbook", ["KRW-DOGE"], level=0.1, catalog=CATALOG) == []
+    assert subscription_problems("orderbook", ["KRW-BTC"], level=100000, catalog=CATALOG) == []
+    assert subscription_problems("orderbook", ["KRW-DOGE"], level=0.1, catalog=CATALOG) == []
     text = reasons("orderbook", ["KRW-BTC", "KRW-XRP"], level=1000)
     assert "level=1000 is not supported by 'KRW-BTC'" in text
     assert "use one of 0, 10000, 100000, 1e+06, 1e+07, 1e+08" in text
@@ -153,8 +157,8 @@ def test_level_is_checked_against_supported_levels_when_known() -> None:
 
 
 def test_without_instruments_only_krw_ness_is_checked() -> None:
-    assert check_subscription("orderbook", ["KRW-BTC"], level=1234, catalog=BARE) == []
-    assert check_subscription("orderbook", ["KRW-BTC"], level=1234, catalog=None) == []
+    assert subscription_problems("orderbook", ["KRW-BTC"], level=1234, catalog=BARE) == []
+    assert subscription_problems("orderbook", ["KRW-BTC"], level=1234, catalog=None) == []
 
 
 @pytest.mark.parametrize("level", [-1, float("nan"), float("inf"), "10", True])
@@ -173,14 +177,14 @@ def test_codes_on_my_asset_are_rejected() -> None:
     assert "myAsset takes no codes" in text
     assert "drop codes or pass []" in text
     # Even as a bare str, the one thing to say is that myAsset takes none.
-    assert check_subscription("myAsset", "KRW-BTC", catalog=CATALOG) == [text]
+    assert subscription_problems("myAsset", "KRW-BTC", catalog=CATALOG) == [text]
 
 
 # Codes -------------------------------------------------------------------------------------
 
 
 def test_a_bare_string_is_explained() -> None:
-    assert check_subscription("ticker", "KRW-BTC", catalog=CATALOG) == [
+    assert subscription_problems("ticker", "KRW-BTC", catalog=CATALOG) == [
         "codes must be a list of codes, not a single str: use ['KRW-BTC'] instead of 'KRW-BTC'"
     ]
     text = reasons("ticker", "KRW-BTC,KRW-ETH")
@@ -198,8 +202,8 @@ def test_codes_container_of_the_wrong_kind(codes: object) -> None:
 
 
 def test_sets_and_tuples_are_accepted() -> None:
-    assert check_subscription("ticker", {"KRW-BTC"}, catalog=CATALOG) == []  # type: ignore[arg-type]
-    assert check_subscription("ticker", ("KRW-BTC", "KRW-ETH"), catalog=CATALOG) == []
+    assert subscription_problems("ticker", {"KRW-BTC"}, catalog=CATALOG) == []  # type: ignore[arg-type]
+    assert subscription_problems("ticker", ("KRW-BTC", "KRW-ETH"), catalog=CATALOG) == []
 
 
 def test_duplicates_and_non_str_items() -> None:
@@ -240,7 +244,7 @@ def test_unit_suffixes_are_redirected_to_units() -> None:
 
 def test_unlisted_codes_raise_unknown_market_error_with_suggestions() -> None:
     with pytest.raises(UnknownMarketError) as info:
-        validate_subscription(
+        check_subscription(
             "ticker", ["KRW-BTC", "KRW-NOPE", "KRW-BTCC", "KRW-1INCH"], catalog=CATALOG
         )
     error = info.value
@@ -250,13 +254,15 @@ def test_unlisted_codes_raise_unknown_market_error_with_suggestions() -> None:
     assert "for 'KRW-BTCC' did you mean 'KRW-BTC'?" in text
     assert "for 'KRW-1INCH' did you mean 'BTC-1INCH'?" in text
     assert "Upbit ignores unlisted codes" in text
-    # check_subscription gives the same single reason.
-    assert check_subscription("ticker", list(error.codes), catalog=CATALOG) == list(error.reasons)
+    # subscription_problems gives the same single reason.
+    assert subscription_problems("ticker", list(error.codes), catalog=CATALOG) == list(
+        error.reasons
+    )
 
 
 def test_unlisted_plus_other_problems_raise_the_general_error_listing_both() -> None:
     with pytest.raises(InvalidSubscriptionError) as info:
-        validate_subscription("ticker", ["KRW-NOPE", "krw-eth"], catalog=CATALOG)
+        check_subscription("ticker", ["KRW-NOPE", "krw-eth"], catalog=CATALOG)
     assert not isinstance(info.value, UnknownMarketError)
     assert len(info.value.reasons) == 2
     assert info.value.reasons[0].startswith("not listed on Upbit: KRW-NOPE")
@@ -264,16 +270,16 @@ def test_unlisted_plus_other_problems_raise_the_general_error_listing_both() -> 
 
 
 def test_without_a_catalog_listing_is_not_checked() -> None:
-    assert check_subscription("ticker", ["KRW-NOPE"], catalog=None) == []
+    assert subscription_problems("ticker", ["KRW-NOPE"], catalog=None) == []
 
 
 def test_catalog_quotes_widen_the_known_quote_markets() -> None:
     cat = MarketCatalog.from_json([{"market": "USDC-BTC"}, {"market": "KRW-BTC"}])
-    assert check_subscription("ticker", ["USDC-BTC"], catalog=cat) == []
+    assert subscription_problems("ticker", ["USDC-BTC"], catalog=cat) == []
 
 
 def test_several_problems_are_all_listed() -> None:
-    found = check_subscription(
+    found = subscription_problems(
         "orderbook",
         ["krw-btc", "EUR-BTC", "KRW-NOPE", "BTC-ETH", "BTC-ETH", "KRW-BTC.5"],
         units=7,
@@ -293,7 +299,7 @@ def test_several_problems_are_all_listed() -> None:
         assert expected in text, expected
     assert len(found) == 7
     with pytest.raises(InvalidSubscriptionError) as info:
-        validate_subscription(
+        check_subscription(
             "orderbook",
             ["krw-btc", "EUR-BTC", "KRW-NOPE", "BTC-ETH", "BTC-ETH", "KRW-BTC.5"],
             units=7,
@@ -311,9 +317,7 @@ def test_long_lists_of_non_krw_codes_are_shortened() -> None:
 
 
 def test_valid_subscription_raises_nothing() -> None:
-    validate_subscription(
-        "orderbook", ["KRW-BTC", "KRW-ETH"], units=15, level=10000, catalog=CATALOG
-    )
+    check_subscription("orderbook", ["KRW-BTC", "KRW-ETH"], units=15, level=10000, catalog=CATALOG)
 
 
 # Properties ---------------------------------------------------------------------------------
@@ -334,17 +338,19 @@ _anything = st.one_of(st.none(), st.integers(), st.floats(), st.booleans(), st.t
     level=st.one_of(st.none(), st.sampled_from([0, 10, 10000, 0.1]), _anything),
     use_catalog=st.booleans(),
 )
-def test_random_input_never_crashes_and_check_agrees_with_validate(
+def test_random_input_never_crashes_and_the_three_verbs_agree(
     data_type: Any, codes: Any, units: Any, level: Any, use_catalog: bool
 ) -> None:
     cat = CATALOG if use_catalog else None
-    found = check_subscription(data_type, codes, units=units, level=level, catalog=cat)
+    found = subscription_problems(data_type, codes, units=units, level=level, catalog=cat)
     assert all(isinstance(reason, str) and reason for reason in found)
+    valid = validate_subscription(data_type, codes, units=units, level=level, catalog=cat)
+    assert valid is (not found), "validate_subscription answers True exactly when nothing is found"
     if not found:
-        validate_subscription(data_type, codes, units=units, level=level, catalog=cat)
+        check_subscription(data_type, codes, units=units, level=level, catalog=cat)
         return
     with pytest.raises(InvalidSubscriptionError) as info:
-        validate_subscription(data_type, codes, units=units, level=level, catalog=cat)
+        check_subscription(data_type, codes, units=units, level=level, catalog=cat)
     assert list(info.value.reasons) == found
 
 
@@ -354,4 +360,4 @@ def test_random_input_never_crashes_and_check_agrees_with_validate(
     codes=st.lists(st.sampled_from(list(CATALOG)), min_size=1, max_size=8, unique=True),
 )
 def test_listed_codes_are_always_accepted(data_type: str, codes: list[str]) -> None:
-    assert check_subscription(data_type, codes, catalog=CATALOG) == []
+    assert subscription_problems(data_type, codes, catalog=CATALOG) == []

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from engine._route_buffer import MIN_EVENT_ROOM
 from engine.config import OverflowPolicies
 from engine.errors import SubscriptionFailedError
-from engine.events import Gap, Interrupted
+from engine.events import Ended, Gap, Interrupted
 from engine.messages import Candle, Message, Orderbook, Ticker, Trade
 from engine.router import StreamItem, SubscriberBuffer
 from tests.engine.test_router_support import SNAP, book, candle, drain, my_asset, ticker, trade
@@ -215,7 +215,10 @@ async def test_close_discards_pending_and_ends_iteration_cleanly() -> None:
     buffer.put_nowait(ticker())
     buffer.close("unsubscribed")
     buffer.put_nowait(ticker())
-    assert [item async for item in buffer] == []
+    # Pending messages are gone; one Ended event says why the stream stops.
+    (ended,) = [item async for item in buffer]
+    assert isinstance(ended, Ended)
+    assert (ended.subscription_id, ended.reason, ended.discarded) == ("s", "unsubscribed", 2)
     with pytest.raises(trio.EndOfChannel):
         await buffer.receive()
     stats = buffer.statistics()
@@ -241,7 +244,9 @@ async def test_a_parked_consumer_wakes_on_put_and_on_close() -> None:
         await trio.testing.wait_all_tasks_blocked()
         assert prices(received) == [("KRW-BTC", 1.0)]
         buffer.close()
-    assert len(received) == 1
+    assert len(received) == 2
+    assert isinstance(received[-1], Ended)
+    assert received[-1].reason == "closed"
 
 
 async def test_a_cancelled_receive_loses_nothing(autojump_clock: trio.testing.MockClock) -> None:
@@ -408,8 +413,9 @@ async def test_a_reader_keeps_pace_with_a_pump_that_routes_a_whole_read_per_turn
     async with trio.open_nursery() as nursery:
         nursery.start_soon(read)
         nursery.start_soon(pump)
-    assert len(received) == per_turn * turns
-    assert buffer.statistics().delivered == per_turn * turns
+    assert isinstance(received[-1], Ended)
+    assert len(received) == per_turn * turns + 1
+    assert buffer.statistics().delivered == per_turn * turns + 1  # the messages and the event
 
 
 async def test_a_reader_draining_a_full_buffer_still_lets_other_tasks_run() -> None:
