@@ -309,3 +309,40 @@ async def test_a_forwarded_request_can_be_answered_after_the_forwarder_died(
             await answered.wait()
         assert supervisor.tree().children[0].generation == 0  # the responder never crashed
     assert outcomes == ["responder answered"]
+
+
+async def test_a_cancelled_caller_abandons_its_request_in_the_same_step(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The race behind orphan subscriptions: the caller's cancellation is delivered, then the
+    # actor runs before the caller does. The actor must already see the request abandoned.
+    probe = Probe()
+    async with running_store(probe) as (_, ref), trio.open_nursery() as nursery:
+        outcome: list[str] = []
+
+        async def ask(scope: trio.CancelScope) -> None:
+            with scope:
+                outcome.append(f"answered {await ref.call(Stash)}")
+            if scope.cancelled_caught:
+                outcome.append("cancelled")
+
+        scope = trio.CancelScope()
+        nursery.start_soon(ask, scope)
+        await trio.testing.wait_all_tasks_blocked()
+        (reply,) = probe.stashed
+        scope.cancel()
+        assert reply.abandoned, "abandoned as soon as the cancellation reached the caller"
+        reply.send(1)  # what an actor running first would do: dropped, the caller is leaving
+        await trio.testing.wait_all_tasks_blocked()
+        assert outcome == ["cancelled"]
+
+        # The other order: the answer wins, and the caller gets it despite a later cancel.
+        second = trio.CancelScope()
+        nursery.start_soon(ask, second)
+        await trio.testing.wait_all_tasks_blocked()
+        later = probe.stashed[-1]
+        later.send(2)
+        second.cancel()
+        assert not later.abandoned
+        await trio.testing.wait_all_tasks_blocked()
+        assert outcome == ["cancelled", "answered 2"]
