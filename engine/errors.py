@@ -18,6 +18,7 @@ __all__ = (
     "EngineClosedError",
     "InvalidSubscriptionError",
     "NoParkingCodeError",
+    "NotSettledError",
     "ProtocolError",
     "RateLimitedError",
     "SERVER_ERROR_HINTS",
@@ -205,6 +206,18 @@ class SubscriptionTimeoutError(UpbitEngineError, TimeoutError):
             f"subscription {subscription_id} was not live within {timeout:g} s "
             f"(it is {state}){why}. It stays subscribed and starts as soon as it can: wait "
             "again, or read its stream, where an Interrupted event says when its connection fails"
+        )
+
+
+class NotSettledError(UpbitEngineError, TimeoutError):
+    """``wait_settled`` ran out; ``pending`` lists what was still on its way to the wire."""
+
+    def __init__(self, timeout: float, pending: Sequence[str]) -> None:
+        self.timeout = timeout
+        self.pending: tuple[str, ...] = tuple(pending)
+        super().__init__(
+            f"the engine did not settle within {timeout:g} s: {'; '.join(self.pending)}. "
+            "Check the connection (registry(), metrics().tickets) or wait longer"
         )
 
 

@@ -4,7 +4,7 @@ The method names are the brief's (SEED.en.md): ``request_snapshot``,
 ``request_snapshots_batch``, ``subscribe_realtime``, ``modify_subscription``,
 ``unsubscribe_realtime``, ``soft_unsubscribe``, ``hard_unsubscribe``,
 ``optimize_subscriptions``, ``cleanup_inactive``, ``get_ticket_usage``,
-``validate_subscription``, ``detect_conflicts``, plus ``stream``, ``wait_active``,
+``validate_subscription``, ``detect_conflicts``, plus ``stream``, ``wait_active``, ``wait_settled``,
 ``check_subscription``, ``subscription_problems``, ``registry``, ``metrics`` and ``debug_tree``.
 
 Cancellation: every call either completes or, when it raises ``trio.Cancelled``, changed
@@ -37,6 +37,7 @@ from engine.errors import (
     CatalogNotReadyError,
     EngineClosedError,
     InvalidSubscriptionError,
+    NotSettledError,
     StreamBusyError,
     SubscriptionFailedError,
     SubscriptionTimeoutError,
@@ -593,6 +594,32 @@ class Engine:
         raise SubscriptionTimeoutError(
             subscription_id, timeout, self._pending_state(sub), self._connection_trouble(sub)
         )
+
+    async def wait_settled(
+        self,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a deadline is part of this call's contract)
+    ) -> None:
+        """Wait until every change made so far is on the wire: every live subscription ACTIVE,
+        every ticket that should carry streams connected, its last request sent and confirmed.
+
+        For tests and for code that must know the engine caught up (after a burst of
+        subscribes, before measuring). ``timeout`` defaults to ``EngineConfig.connect_timeout
+        + snapshot_timeout``; :class:`~engine.errors.NotSettledError` says what was still
+        pending when it ran out.
+        """
+        core = self._core
+        if timeout is None:
+            timeout = core.config.connect_timeout + core.config.snapshot_timeout
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        with trio.move_on_after(timeout):
+            while core.registry.unsettled():
+                if core.closed:
+                    raise EngineClosedError("the engine has shut down")
+                await core.changed.wait()
+            return
+        raise NotSettledError(timeout, core.registry.unsettled())
 
     def _awaits_snapshot(self, subscription_id: str) -> bool:
         return any(route[2] == subscription_id for route in self._core.router.waiting)

@@ -673,6 +673,22 @@ class Registry:
             if not state.desired and state.generation is not None
         )
 
+    def unsettled(self) -> list[str]:
+        """What keeps the registry from agreeing with the wire, one line each; empty when every
+        live subscription is ACTIVE and every ticket that should carry streams is connected
+        with its last request sent and confirmed (nothing queued)."""
+        found = [
+            f"{sub.id} is {sub.state.value}"
+            for sub in self.subscriptions()
+            if sub.state is not _S.ACTIVE
+        ]
+        for name, state in self._tickets.items():
+            if state.desired and state.generation is None:
+                found.append(f"{name} is not connected")
+            elif state.generation is not None and (state.queued or state.sent is None):
+                found.append(f"{name} has requests not yet confirmed sent")
+        return found
+
     def check_duplicate(
         self,
         data_type: str | Sequence[str],

@@ -103,22 +103,7 @@ def messages(items: list[StreamItem]) -> list[Message]:
 
 
 async def settle(eng: Engine, emu: Emulator) -> None:
-    """Wait until every live subscription is ACTIVE and every ticket's sends are confirmed."""
-    from engine.subscriptions import SubscriptionState
-
-    def settled() -> bool:
-        registry = eng._core.registry  # tests look inside
-        for sub in registry.subscriptions():
-            if sub.state is not SubscriptionState.ACTIVE:
-                return False
-        for name in registry.tickets():
-            status = registry.ticket_status(name)
-            if status.desired and not status.connected:
-                return False
-            if status.connected and (status.queued or status.sent is None):
-                return False
-        return True
-
-    # The emulator re-checks after each of its events and every market tick (10 ms).
-    with trio.fail_after(WAIT):
-        await emu.wait_for(settled)
+    """Wait until every live subscription is ACTIVE and every ticket's sends are confirmed
+    (the public ``Engine.wait_settled``; ``emu`` is kept for the callers' symmetry)."""
+    del emu
+    await eng.wait_settled(timeout=WAIT)

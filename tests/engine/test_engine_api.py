@@ -35,7 +35,9 @@ async def test_pattern_2_and_5_monitor_then_release(autojump_clock: MockClock) -
         await eng.hard_unsubscribe(again)
         await settle(eng, emu)
         assert eng.get_ticket_usage()["realtime"].open == 0  # type: ignore[union-attr]
-        assert emu.connections(open_only=True) == ()
+        # The engine closed its side; the emulator sees the close a moment later.
+        with trio.fail_after(WAIT):
+            await emu.wait_for(lambda: emu.connections(open_only=True) == ())
 
 
 async def test_registry_has_the_briefs_shape(autojump_clock: MockClock) -> None:

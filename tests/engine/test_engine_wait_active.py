@@ -15,6 +15,7 @@ from engine import (
     Gap,
     Interrupted,
     InvalidSubscriptionError,
+    NotSettledError,
     SubscriptionTimeoutError,
     open_engine,
 )
@@ -22,7 +23,7 @@ from engine.messages import Ticker
 from engine.subscriptions import SubscriptionState
 from engine.testing import RejectConnects
 
-from ._engine_support import WAIT, engine_on_emulator, transport_name, until
+from ._engine_support import WAIT, emulator_set, engine_on_emulator, transport_name, until
 from .test_markets_samples import catalog
 
 CONNECT_TIMEOUT = 3.0
@@ -129,3 +130,44 @@ async def test_a_first_connection_that_fails_then_works_brings_a_gap_then_the_sn
         assert sub.state is SubscriptionState.ACTIVE
         (entry,) = eng.registry().values()
         assert entry["status"] == "active", "the error clears once connected"
+
+
+async def test_wait_settled_returns_once_the_wire_matches_even_with_nothing_left(
+    autojump_clock: MockClock,
+) -> None:
+    async with engine_on_emulator() as (eng, emu):
+        first = await eng.subscribe_realtime("ticker", "KRW-BTC")
+        second = await eng.subscribe_realtime("trade", ["KRW-ETH", "KRW-XRP"])
+        await eng.wait_settled(timeout=WAIT)
+        assert all(sub.state is SubscriptionState.ACTIVE for sub in (eng.subscription(first),))
+        (conn,) = emu.connections(open_only=True)
+        assert emulator_set(emu, conn.conn_id) == {
+            ("ticker", "KRW-BTC"),
+            ("trade", "KRW-ETH"),
+            ("trade", "KRW-XRP"),
+        }
+        # Everything released: settled means the parking request went out and was confirmed.
+        await eng.unsubscribe_realtime(first)
+        await eng.unsubscribe_realtime(second)
+        await eng.wait_settled(timeout=WAIT)
+        assert eng.get_ticket_usage()["realtime"].parked == 1  # type: ignore[union-attr]
+
+
+async def test_wait_settled_says_what_is_pending_when_it_runs_out(
+    autojump_clock: MockClock,
+) -> None:
+    async with (
+        _silent_server() as url,
+        open_engine(
+            ws_url=url,
+            catalog=catalog(),
+            connect_timeout=CONNECT_TIMEOUT,
+            transport=transport_name(),
+            seed=1,
+        ) as eng,
+    ):
+        sid = await eng.subscribe_realtime("ticker", "KRW-BTC")
+        with pytest.raises(NotSettledError) as info:
+            await eng.wait_settled(timeout=5)
+        assert f"{sid} is pending" in info.value.pending
+        assert "realtime-0 is not connected" in info.value.pending
