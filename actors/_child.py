@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
+from actors._tree_shared import TreeShared
 from actors.actor import Shutdown
 from actors.errors import NeverReadyError
-from actors.events import EventBus, Exited, Started
+from actors.events import Exited, Started
 from actors.intensity import Backoff
 from actors.strategy import ExitKind, ExitReason
 from actors.tree import NodeState
@@ -21,28 +21,6 @@ if TYPE_CHECKING:
     from actors.spec import ChildSpec
 
 __all__ = ("Child", "Incarnation", "TreeShared", "run_incarnation")
-
-
-@attrs.define(eq=False)
-class TreeShared:
-    """State shared by every supervisor of one tree."""
-
-    bus: EventBus
-    rng: random.Random
-    generations: dict[tuple[str, ...], int] = attrs.field(factory=dict)
-    changed: trio.Event = attrs.field(factory=trio.Event)
-
-    def next_generation(self, path: tuple[str, ...]) -> int:
-        # Kept per path for the whole tree, so a child's generations keep growing even across a
-        # restart of its supervisor or a terminate/start_child under the same name.
-        generation = self.generations.get(path, -1) + 1
-        self.generations[path] = generation
-        return generation
-
-    def notify_changed(self) -> None:
-        """Wake everyone waiting for some child to change state (named refs waiting to resolve)."""
-        self.changed.set()
-        self.changed = trio.Event()
 
 
 @attrs.define(eq=False)

@@ -17,16 +17,13 @@ a crash belongs in another actor.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, final
+from typing import Any, Generic, Protocol, TypeVar, final
 
 import trio
 
+from actors._tree_shared import TreeShared
 from actors._util import NoPublicConstructor
 from actors.mailbox import ActorRef, Mailbox
-
-if TYPE_CHECKING:
-    from actors._child import TreeShared
-    from actors.supervisor import Supervisor
 
 __all__ = ("ActorContext", "ActorFunction", "Shutdown")
 
@@ -53,7 +50,9 @@ class ActorContext(Generic[M], metaclass=NoPublicConstructor):
         self._stop = trio.Event()
         self._stop_callbacks: list[Callable[[], None]] = []
         self._tree = tree
-        self._nested: Supervisor | None = None
+        # The Supervisor this actor runs, if it is one (set by actors.supervisor; typed loosely
+        # so this module need not import the supervisor, which imports it).
+        self._nested: Any = None
 
     @property
     def name(self) -> str:

@@ -104,6 +104,10 @@ class Jitter(enum.Enum):
     EQUAL = "equal"
     """Uniform in ``[d/2, d]``: never sooner than half the nominal delay, still spread out."""
 
+    FRACTION = "fraction"
+    """Uniform in ``[d * (1 - f), d]`` for the policy's ``fraction`` ``f``: EQUAL is ``f = 0.5``,
+    FULL ``f = 1``, NONE ``f = 0``."""
+
 
 @attrs.frozen
 class BackoffPolicy:
@@ -128,6 +132,14 @@ class BackoffPolicy:
 
     reset_after: float = attrs.field(default=60.0)
     """A child that stayed up at least this long restarts from ``initial`` again."""
+
+    fraction: float = attrs.field(default=0.5)
+    """With :attr:`Jitter.FRACTION`: how much of the nominal delay the jitter may take off."""
+
+    @fraction.validator
+    def _check_fraction(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if not 0 <= value <= 1:
+            raise ValueError(f"fraction must be between 0 and 1, got {value!r}")
 
     @multiplier.validator
     def _check_multiplier(self, attribute: attrs.Attribute[float], value: float) -> None:
@@ -170,6 +182,8 @@ class BackoffPolicy:
             return (0.0, nominal)
         if self.jitter is Jitter.EQUAL:
             return (nominal / 2, nominal)
+        if self.jitter is Jitter.FRACTION:
+            return (nominal * (1 - self.fraction), nominal)
         return (nominal, nominal)
 
     def delay(self, attempt: int, rng: random.Random) -> float:

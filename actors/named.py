@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Generic, TypeVar, final
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar, final
 
 import trio
 
+from actors._tree_shared import TreeShared
 from actors._util import NoPublicConstructor, format_path
 from actors.errors import ChildNotRunningError, UnknownChildError
 from actors.mailbox import ActorRef, Reply
 
-if TYPE_CHECKING:
-    from actors.supervisor import Supervisor
+
+class _Root(Protocol):
+    """What a named ref needs of the root supervisor (a Protocol, so this module need not import
+    the supervisor, which imports it)."""
+
+    _tree: TreeShared
+    _finished: trio.Event
+
+    @property
+    def path(self) -> tuple[str, ...]: ...
+
+    def ref(self, key: str | Sequence[str]) -> ActorRef[Any]: ...
+
 
 __all__ = ("NamedRef",)
 
@@ -33,7 +45,7 @@ class NamedRef(Generic[M], metaclass=NoPublicConstructor):
 
     __slots__ = ("_names", "_root", "_wait")
 
-    def __init__(self, root: Supervisor, names: tuple[str, ...], wait: float) -> None:
+    def __init__(self, root: _Root, names: tuple[str, ...], wait: float) -> None:
         self._root = root
         self._names = names
         self._wait = wait

@@ -37,7 +37,8 @@ from typing import Any, Never, TypeAlias, TypeVar, final, overload
 import attrs
 import trio
 
-from actors._child import Child, Incarnation, TreeShared, run_incarnation
+from actors._child import Child, Incarnation, run_incarnation
+from actors._tree_shared import TreeShared
 from actors._util import format_path, single_leaf
 from actors.actor import ActorContext
 from actors.errors import (
@@ -330,7 +331,7 @@ class Supervisor:
         """
         child = self._lookup(_names(key))
         incarnation = child.incarnation
-        nested = None if incarnation is None else incarnation.context._nested
+        nested: Supervisor | None = None if incarnation is None else incarnation.context._nested
         if nested is None or child.state is not NodeState.RUNNING:
             raise ChildNotRunningError(child.path, child.generation, "is not a running supervisor")
         return nested
@@ -684,7 +685,7 @@ class Supervisor:
             if depth == len(names) - 1:
                 return child
             incarnation = child.incarnation
-            nested = None if incarnation is None else incarnation.context._nested
+            nested: Supervisor | None = None if incarnation is None else incarnation.context._nested
             if nested is None or child.state is not NodeState.RUNNING:
                 raise ChildNotRunningError(
                     child.path, child.generation, "is not a running supervisor"
@@ -694,7 +695,7 @@ class Supervisor:
 
     def _snapshot(self, child: Child, now: float) -> NodeSnapshot:
         incarnation = child.incarnation
-        nested = None if incarnation is None else incarnation.context._nested
+        nested: Supervisor | None = None if incarnation is None else incarnation.context._nested
         if nested is not None and child.state in _RUNNING_STATES:
             return attrs.evolve(
                 nested.tree(),

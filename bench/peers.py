@@ -56,10 +56,12 @@ __all__ = ("LOOPS", "Loop", "main")
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_VENV = ROOT / "bench" / ".peers-venv"
 PEERS_DIR = ROOT / "bench" / "peers"
-#: The Python the peers venv is built with: cryptofeed 2.4.1 was verified on 3.11
-#: (shared/research/peers.md 4.2).
+#: The Python the peers venv is built with: on 3.11 pip resolves cryptofeed 2.4.1, the version
+#: verified against a local emulator (cryptofeed's newer releases need Python 3.12 or later).
 PEERS_PYTHON = "3.11"
-#: Peer pins, as verified in shared/research/peers.md section 4.
+#: Peer pins: the versions verified against a local ``ws://`` emulator, ccxt 4.5.90 (ccxt.pro's
+#: ``upbit``, driven as ``bench/peers/ccxt_upbit.py`` describes) and cryptofeed 2.4.1 (its
+#: ``Upbit`` feed, driven as ``bench/peers/cryptofeed_upbit.py`` describes).
 PEER_PINS = {"ccxt": "ccxt==4.5.90", "cryptofeed": "cryptofeed==2.4.1"}
 #: Libraries the peers share with the project: pinned to the project's own versions so the
 #: comparison is of the clients, not of the JSON parser or the WebSocket core.

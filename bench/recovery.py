@@ -58,7 +58,8 @@ TYPES = ("ticker", "trade", "orderbook")
 #: The smallest backoff worth measuring: ``backoff_initial`` must be > 0 (EngineConfig rejects
 #: 0), and at 1 ms the delay is far below everything else in a reconnect.
 MIN_BACKOFF: dict[str, Any] = {"backoff_initial": 0.001}
-#: The brief's floors (SEED.en.md), seconds.
+#: The performance targets, seconds: snapshot, realtime connect, resubscribe, and the aim for
+#: every pair on loopback.
 FLOOR_SNAPSHOT, FLOOR_CONNECT, FLOOR_RESUBSCRIBE, AIM_ALL_PAIRS = 3.0, 5.0, 10.0, 1.0
 
 
@@ -322,7 +323,7 @@ exclude the downtime; connects are paced by the engine at 5 per second.
         )
     sections.append(
         f"""
-**Against the brief's floors** (3 s snapshot, 5 s realtime connect, 10 s resubscribe; aim under
+**Against the performance targets** (3 s snapshot, 5 s realtime connect, 10 s resubscribe; aim under
 1 s for every pair on loopback):
 
 {_floors(runs)}

@@ -35,7 +35,7 @@ from engine.messages import (
 __all__ = ("FORMATS", "LIST_FORMATS", "Format", "encode_frame", "encode_message")
 
 Format: TypeAlias = Literal["DEFAULT", "SIMPLE", "JSON_LIST", "SIMPLE_LIST"]
-"""A connection's response format (UPBIT-PROTOCOL.md section 2.1): full or abbreviated keys,
+"""A connection's response format (docs/UPBIT.md, Request format): full or abbreviated keys,
 one object per frame or a JSON array per frame."""
 
 FORMATS: Final[tuple[Format, ...]] = ("DEFAULT", "SIMPLE", "JSON_LIST", "SIMPLE_LIST")

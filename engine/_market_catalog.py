@@ -1,6 +1,6 @@
 """The market catalog as immutable values, parsed from Upbit's REST JSON (sans-IO).
 
-Two REST answers feed it (UPBIT-PROTOCOL.md section 9):
+Two REST answers feed it (docs/UPBIT.md, Market codes):
 
 - ``GET /v1/market/all?is_details=true``: a JSON array of
   ``{"market", "korean_name", "english_name", "market_event": {"warning", "caution": {...}}}``.

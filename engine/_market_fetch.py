@@ -37,7 +37,7 @@ _INSTRUMENTS = "/v1/orderbook/instruments"
 async def fetch_catalog(
     rest_url: str,
     *,
-    # The brief's signature: a per-request bound (enforced with trio.fail_after inside), not a
+    # The public signature: a per-request bound (enforced with trio.fail_after inside), not a
     # deadline for the whole call, so the ASYNC109 advice does not fit.
     timeout: float = 10.0,  # noqa: ASYNC109
     with_instruments: bool = True,

@@ -3,10 +3,11 @@
 A soft unsubscribe replaces a ticket's realtime set with one snapshot-only ticker request for a
 "parking" code, whose single reply the engine swallows. The code must be listed (or Upbit sends
 nothing and the swallow waits in vain) and must not be one the ticket streams (its reply would be
-mistaken for data). The brief's table (SEED.en.md section 8) names "BTC-USDT", "ETH-USDT" and
-"BTC-KRW", which are base-first and not Upbit codes; the intended pairs are ``USDT-BTC``,
-``USDT-ETH`` and ``KRW-BTC``. Its idea, park in a different quote market than the streamed one,
-is kept.
+mistaken for data). The parking table first specified for the engine named "BTC-USDT",
+"ETH-USDT" and "BTC-KRW" (for KRW, BTC and USDT streams). Those are base-first spellings, not
+Upbit codes, which are quote first (docs/UPBIT.md, Market codes): "BTC-KRW" does not exist and
+would get no reply. The pairs meant are ``USDT-BTC``, ``USDT-ETH`` and ``KRW-BTC``, and those are
+used here. The table's idea, park in a different quote market than the streamed one, is kept.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from engine.errors import NoParkingCodeError
 __all__ = ("PARKING_PREFERENCES", "choose_parking_code")
 
 #: Preferred parking codes, keyed by the first streamed quote market in KRW, BTC, USDT order.
-#: Each row starts with the brief's (corrected) choice and continues with liquid pairs of the
-#: other quote markets, so a row rarely runs dry. ``"USDT"`` is also the row used when nothing
-#: public is streamed, matching the brief's default of ``KRW-BTC``.
+#: Each row starts with the corrected first choice (``USDT-BTC``, ``USDT-ETH``, ``KRW-BTC``) and
+#: continues with liquid pairs of the other quote markets, so a row rarely runs dry. ``"USDT"`` is
+#: also the row used when nothing public is streamed, so the default parking code is ``KRW-BTC``.
 PARKING_PREFERENCES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "KRW": ("USDT-BTC", "USDT-ETH", "BTC-ETH", "USDT-XRP", "BTC-XRP"),

@@ -10,8 +10,8 @@
   capped at 1.0 (an overloaded pool needs more tickets than it has open).
 - **Ticket efficiency** = stream efficiency x connection efficiency.
 
-The brief's floor is 60 %. A pool packed by the planner sits at 100 % in steady state; the only
-expected loss is a parked (or idle) ticket that is still open, which cleanup closes.
+The performance target is at least 60 %. A pool packed by the planner sits at 100 % in steady state;
+the only expected loss is a parked (or idle) ticket that is still open, which cleanup closes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Read-only views of the registry: conflicts, the brief's ``registry()`` shape, pool usage.
+"""Read-only views of the registry: conflicts, the ``registry()`` shape, pool usage.
 
 Everything here works on the frozen records the registry hands out, so it cannot disturb the
 single writer's state.
@@ -180,7 +180,7 @@ def ticket_view(
     now: float,
     stall_after: float | None,
 ) -> dict[str, object]:
-    """One ticket in the brief's ``registry()`` shape, plus a few fields operators need."""
+    """One ticket in the ``registry()`` shape, plus a few fields operators need."""
     keys = status.desired if status.desired else (status.sent or ())
     error: str | None = None
     if status.connected and status.desired:

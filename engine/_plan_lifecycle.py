@@ -112,7 +112,7 @@ TRANSITIONS: Mapping[SubscriptionState, Mapping[Event, SubscriptionState]] = Map
         ),
         _S.CLOSING: MappingProxyType(
             {
-                # Up to a couple of stale frames arrive after a replacement (UPBIT-PROTOCOL 3.1).
+                # Up to a couple of stale frames arrive after a replacement (docs/UPBIT.md).
                 _E.ACTIVATE: _S.CLOSING,
                 _E.UNSUBSCRIBE: _S.CLOSING,
                 _E.STOPPED: _S.CLOSED,

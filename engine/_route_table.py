@@ -33,7 +33,7 @@ StreamIndex: TypeAlias = tuple[str, str, str]
 """``(ticket, type, code)``: what a received frame is looked up by (``code`` is ``""`` for
 ``myAsset`` and for a ``myOrder`` stream of every market)."""
 
-#: Rows Upbit sends when no ``.N`` suffix was requested (UPBIT-PROTOCOL.md 2.3).
+#: Rows Upbit sends when no ``.N`` suffix was requested (docs/UPBIT.md, Request format).
 DEFAULT_ORDERBOOK_ROWS: Final = 30
 _TYPES: Final = frozenset(DATA_TYPES)
 

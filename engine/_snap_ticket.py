@@ -206,13 +206,7 @@ class _Ticket:
     def _backoff_delay(self) -> float:
         if self._failures == 0:
             return 0.0
-        config = self._config
-        nominal = min(
-            config.backoff_max,
-            config.backoff_initial * config.backoff_multiplier ** (self._failures - 1),
-        )
-        spread = config.backoff_jitter * self._settings.rng.uniform(-1.0, 1.0)
-        return max(0.0, nominal * (1.0 + spread))
+        return self._config.backoff_policy().delay(self._failures - 1, self._settings.rng)
 
     def _on_connected(self) -> None:
         config = self._config

@@ -1,9 +1,10 @@
 """Engine configuration: one frozen value holding every knob, each with a documented default.
 
-Defaults follow Upbit's documented limits and the behaviour observed on the wire
-(UPBIT-PROTOCOL.md sections 6 and 7) and the brief's pool sizes. Every field is validated when the
-value is built, and fields that constrain each other are checked together, so a bad configuration
-fails at construction with a message naming the field and the fix, not later on a socket.
+Defaults follow Upbit's documented limits and the behaviour observed on the wire (docs/UPBIT.md,
+"Rate limits" and "Keepalive") and the default pool sizes (one snapshot ticket, two realtime
+tickets). Every field is validated when the value is built, and fields that constrain each other are
+checked together, so a bad configuration fails at construction with a message naming the field and
+the fix, not later on a socket.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from actors.intensity import BackoffPolicy, Jitter
 from engine.wire_keys import CANDLE_TYPES
 
 __all__ = (
@@ -256,7 +258,7 @@ class EngineConfig:
     #: JWT signing algorithm; Upbit's docs recommend HS512.
     jwt_algorithm: str = attrs.field(default="HS512", validator=_choice(JWT_ALGORITHMS))
 
-    # Ticket pools (the brief: one short-lived snapshot ticket, two long-lived realtime ones) --
+    # Ticket pools (by default one short-lived snapshot ticket, two long-lived realtime ones) -
     #: Connections for one-shot snapshot requests.
     snapshot_pool_size: int = attrs.field(default=1, validator=_count())
     #: Connections for realtime streams.
@@ -265,7 +267,7 @@ class EngineConfig:
     #: default, readable in logs) or ``"SIMPLE"`` (abbreviated keys, fewer bytes on the wire).
     format: str = attrs.field(default="DEFAULT", validator=_choice(FORMATS))
 
-    # Upbit rate limits (UPBIT-PROTOCOL.md section 6) -----------------------------------------
+    # Upbit rate limits (docs/UPBIT.md, Rate limits) ------------------------------------------
     #: WebSocket connection attempts per second (Upbit: 5 per IP).
     connects_per_second: int = attrs.field(default=UPBIT_CONNECTS_PER_SECOND, validator=_count())
     #: Messages sent per second on one connection (Upbit: 5).
@@ -276,7 +278,7 @@ class EngineConfig:
     #: one message (changes arriving while the rate limiter holds a send are merged too).
     coalesce_window: float = attrs.field(default=0.01, validator=_seconds(zero_ok=True))
 
-    # Connections and keepalive (UPBIT-PROTOCOL.md section 7) ---------------------------------
+    # Connections and keepalive (docs/UPBIT.md, Keepalive) ------------------------------------
     #: Seconds allowed for the TCP + TLS + WebSocket handshake.
     connect_timeout: float = attrs.field(default=10.0, validator=_seconds())
     #: Seconds between protocol pings; well inside Upbit's ~60 s idle timeout.
@@ -300,9 +302,9 @@ class EngineConfig:
     backoff_max: float = attrs.field(default=30.0, validator=_seconds())
     #: Growth of the delay per consecutive failure.
     backoff_multiplier: float = attrs.field(default=2.0, validator=_factor(1.0, 100.0))
-    #: Jitter of the delays, so tickets restarting together do not reconnect in lockstep; 0 turns
-    #: it off. Snapshot tickets spread each delay by +/- this fraction; realtime tickets (restarted
-    #: by their supervisor) draw it from half to all of its nominal value for any positive value.
+    #: Jitter of the delays, so tickets restarting together do not reconnect in lockstep: every
+    #: delay (realtime and private tickets, snapshot tickets, restarts in the tree) is drawn from
+    #: ``(1 - backoff_jitter)`` to all of its nominal value; 0 turns it off.
     backoff_jitter: float = attrs.field(default=0.2, validator=_factor(0.0, 1.0))
     #: Seed of the jitter RNG; ``None`` seeds from the OS. Set it for reproducible runs.
     seed: int | None = attrs.field(default=None, validator=_seed)
@@ -391,6 +393,16 @@ class EngineConfig:
     def has_credentials(self) -> bool:
         """Whether API keys are set, so private streams (myOrder, myAsset) are possible."""
         return self.access_key is not None
+
+    def backoff_policy(self) -> BackoffPolicy:
+        """The one reconnect backoff every kind of ticket uses (``backoff_*`` fields)."""
+        return BackoffPolicy(
+            initial=self.backoff_initial,
+            maximum=self.backoff_max,
+            multiplier=self.backoff_multiplier,
+            jitter=Jitter.FRACTION,
+            fraction=self.backoff_jitter,
+        )
 
     def evolve(self, **changes: Any) -> EngineConfig:
         """A copy with ``changes`` applied and validated again."""

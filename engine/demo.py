@@ -1,7 +1,7 @@
 """``upbit-engine demo``: the main job, end to end, on the embedded emulator.
 
 It starts the Upbit emulator on 127.0.0.1, opens the engine against it and walks through the
-brief's usage patterns: a one-shot snapshot, a bulk snapshot, realtime streams merged onto the
+main usage patterns: a one-shot snapshot, a bulk snapshot, realtime streams merged onto the
 realtime tickets, a dropped connection (supervised restart, ordered replay, a ``Gap`` in every
 affected stream), a modify, a soft and a hard unsubscribe. Every couple of seconds it prints the
 subscriptions, the tickets and the message rates; at the end the supervisor tree and a summary.

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
-import trio
-
 __all__ = (
     "CatalogNotReadyError",
     "CatalogUnavailableError",
@@ -77,7 +75,7 @@ class ProtocolError(UpbitEngineError):
         self.reason = reason
 
 
-#: What each of Upbit's error names means for the caller (UPBIT-PROTOCOL.md section 5.2).
+#: What each of Upbit's error names means for the caller (docs/UPBIT.md, Errors).
 SERVER_ERROR_HINTS: Mapping[str, str] = MappingProxyType(
     {
         "WRONG_FORMAT": "the request is not a JSON array of objects, or myAsset came with codes",
@@ -221,7 +219,7 @@ class NotSettledError(UpbitEngineError, TimeoutError):
         )
 
 
-class StreamBusyError(UpbitEngineError, trio.BusyResourceError):
+class StreamBusyError(UpbitEngineError, RuntimeError):
     """A subscription's stream already has a reader.
 
     A subscription has one reader at a time: a second ``engine.stream(sub_id)`` while the first

@@ -1,6 +1,6 @@
 """The engine's public facade: :func:`open_engine` and the :class:`Engine` it yields.
 
-The method names are the brief's (SEED.en.md): ``request_snapshot``,
+The method names are the public API (stable names): ``request_snapshot``,
 ``request_snapshots_batch``, ``subscribe_realtime``, ``modify_subscription``,
 ``unsubscribe_realtime``, ``soft_unsubscribe``, ``hard_unsubscribe``,
 ``optimize_subscriptions``, ``cleanup_inactive``, ``get_ticket_usage``,
@@ -46,7 +46,7 @@ from engine.markets import MarketCatalog, check_subscription, subscription_probl
 from engine.messages import Message
 from engine.metrics import ConnectionState, EngineMetrics, SubscriberMetrics
 from engine.planner import PRIVATE_TYPES, StreamKey
-from engine.registry_actor import (
+from engine.registry_messages import (
     Cleanup,
     CleanupOutcome,
     ConsumerClosed,
@@ -67,7 +67,8 @@ from engine.subscriptions import (
     Subscription,
     SubscriptionState,
 )
-from engine.transport import Transport, transport_for
+from engine.transport import Transport
+from engine.transports import transport_for
 
 __all__ = ("Engine", "OptimizeOutcome", "SubscriptionStream", "open_engine")
 
@@ -678,11 +679,11 @@ class Engine:
           streaming (naming every symbol ends the subscription).
         - Without it the subscription ends, and its stream's last item is an
           :class:`~engine.events.Ended` event.
-        - ``current_symbols`` is the brief's argument: the symbols the subscription streams
-          now, from which the brief picks a parking code. The engine picks the parking code
-          itself (a listed market the ticket does not stream), so it only checks them: they
-          must be the subscription's symbols, and the subscription ends. Naming fewer raises
-          (use ``release=`` to release some).
+        - ``current_symbols`` (the original API's argument): the symbols the subscription
+          streams now, from which a parking code used to be picked. The engine picks the
+          parking code itself (a listed market the ticket does not stream), so it only checks
+          them: they must be the subscription's symbols, and the subscription ends. Naming
+          fewer raises (use ``release=`` to release some).
         """
         if current_symbols is not None:
             sub = self._core.registry.subscription(subscription_id)
@@ -808,7 +809,7 @@ class Engine:
         return self._core.registry.subscription(subscription_id)
 
     def registry(self) -> dict[str, dict[str, object]]:
-        """The brief's shape, keyed by ticket id: mode, data_types, symbols, created_at,
+        """The registry's shape, keyed by ticket id: mode, data_types, symbols, created_at,
         last_message, status (active | inactive | error), plus generation, parked,
         subscriptions, error, failed (subscription id -> cause), suspects, and the connection:
         state (see :class:`~engine.metrics.ConnectionState`), state_since, reconnects,

@@ -3,7 +3,8 @@
 Nothing here touches a socket. A client builds the text frame of a subscription with
 :func:`build_request` and turns every received frame into models with :func:`decode_frame`; a
 server (the emulator) reads requests with :func:`parse_request` and writes frames with
-:func:`encode_frame`. The rules come from UPBIT-PROTOCOL.md sections 2 to 5.
+:func:`encode_frame`. The rules are Upbit's, collected in docs/UPBIT.md ("Request format"
+to "Errors").
 
 A request is one JSON array: the ticket object, one object per :class:`TypeRequest`, then the
 format object. Checks that need the market catalog (is the code listed, upper case, does the pair

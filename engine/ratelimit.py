@@ -1,7 +1,7 @@
 """Sans-IO rate limiting for Upbit's WebSocket limits (clock injected, no Trio).
 
 Upbit allows 5 connects per second per IP and, per connection, 5 messages per second *and* 100
-per minute (UPBIT-PROTOCOL.md section 6). Going over earns HTTP 429, and insisting earns a
+per minute (docs/UPBIT.md, Rate limits). Going over earns HTTP 429, and insisting earns a
 temporary block (HTTP 418) that grows with repeat offences. So the engine never relies on the
 server to push back: it counts for itself.
 

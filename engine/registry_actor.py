@@ -33,10 +33,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
-import attrs
 import trio
 
 from actors import (
@@ -52,294 +51,57 @@ from actors import (
     Restart,
 )
 from engine._route_publish import publish_routes
+from engine.engine_core import EngineCore
 from engine.errors import InvalidSubscriptionError, SubscriptionFailedError
 from engine.planner import StreamKey
-from engine.router import SubscriberBuffer
-from engine.subscriptions import (
-    OptimizeReport,
-    Subscription,
-    SubscriptionKind,
-    TicketChange,
+from engine.registry_messages import (
+    USER_CALLS,
+    AuthFailed,
+    BufferFailed,
+    Cleanup,
+    CleanupOutcome,
+    ConsumerClosed,
+    ConsumerOpened,
+    MarkActive,
+    Modify,
+    NoteFrames,
+    Optimize,
+    ProbePassed,
+    RegistryCommand,
+    Relaunch,
+    RequestRejected,
+    SnapshotOverdue,
+    SnapshotSeen,
+    Subscribe,
+    TicketConnected,
+    TicketConnectFailed,
+    TicketGaveUp,
+    TicketLost,
+    TicketSent,
+    Unsubscribe,
+    WantsConnection,
 )
+from engine.router import SubscriberBuffer
+from engine.subscriptions import Subscription, SubscriptionKind, TicketChange
 
-if TYPE_CHECKING:
-    from engine.engine_tree import EngineCore
+#: Makes the actor function of one ticket (``engine.ticket.ticket_actor``), handed in by the
+#: tree's wiring so this module does not import the tickets.
+TicketFactory = Callable[[EngineCore, str], Any]
 
 _log = logging.getLogger("engine.registry")
 
-__all__ = (
-    "AuthFailed",
-    "BufferFailed",
-    "Cleanup",
-    "CleanupOutcome",
-    "ConsumerClosed",
-    "ConsumerOpened",
-    "Modify",
-    "Optimize",
-    "ProbePassed",
-    "RegistryCommand",
-    "Relaunch",
-    "RequestRejected",
-    "SnapshotOverdue",
-    "SnapshotSeen",
-    "Subscribe",
-    "TicketConnectFailed",
-    "TicketConnected",
-    "TicketGaveUp",
-    "TicketLost",
-    "TicketSent",
-    "Unsubscribe",
-    "WantsConnection",
-    "registry_actor",
-)
+__all__ = ("HOUSEKEEPING_INTERVAL", "TicketFactory", "registry_actor")
 
 #: Seconds between housekeeping rounds (activity marks, last-frame times).
 HOUSEKEEPING_INTERVAL = 1.0
 
 
-@attrs.frozen
-class Subscribe:
-    """Register a realtime (or private) subscription; answers its record."""
-
-    data_types: tuple[str, ...]
-    codes: tuple[str, ...]
-    units: int | None
-    level: float | None
-    reply: Reply[Subscription]
-
-
-@attrs.frozen
-class Modify:
-    """Replace a subscription's codes; answers its new record."""
-
-    subscription_id: str
-    codes: tuple[str, ...]
-    reply: Reply[Subscription]
-
-
-@attrs.frozen
-class Unsubscribe:
-    """End a subscription (``soft``: re-send or park; ``hard``: close and reopen)."""
-
-    subscription_id: str
-    mode: Literal["soft", "hard"]
-    reply: Reply[Subscription]
-
-
-@attrs.frozen
-class Optimize:
-    """Repack the pools onto the fewest tickets and close tickets carrying nothing; answers
-    the reports and the tickets being closed."""
-
-    reply: Reply[tuple[tuple[OptimizeReport, ...], tuple[str, ...]]]
-
-
-@attrs.frozen
-class CleanupOutcome:
-    """What ``cleanup_inactive`` released."""
-
-    #: Subscriptions unsubscribed for inactivity (consumer gone, or silent too long).
-    subscriptions: tuple[str, ...]
-    #: Connected tickets carrying nothing (parked or idle) that were closed.
-    tickets: tuple[str, ...]
-
-
-@attrs.frozen
-class Cleanup:
-    """Release inactive subscriptions and close tickets that carry nothing; ``reading`` are the
-    subscriptions whose stream a task reads (never released)."""
-
-    inactive_after: float
-    reading: frozenset[str]
-    reply: Reply[CleanupOutcome]
-
-
-@attrs.frozen
-class TicketConnected:
-    """A ticket's connection ``generation`` is up; answers the replay to send first."""
-
-    ticket: str
-    generation: int
-    ref: ActorRef[TicketChange]
-    reply: Reply[list[TicketChange]]
-
-
-@attrs.frozen
-class TicketSent:
-    """A ticket sent exactly ``keys`` (``()``: the parking request); ``through`` is the highest
-    ``TicketChange.serial`` the send merged (``None``: unknown, match by set)."""
-
-    ticket: str
-    generation: int
-    keys: tuple[StreamKey, ...]
-    snapshot_keys: tuple[StreamKey, ...]
-    at: float
-    through: int | None = None
-
-
-@attrs.frozen
-class TicketLost:
-    """A ticket's connection ended (``cause`` None: closed on purpose)."""
-
-    ticket: str
-    generation: int
-    cause: str | None
-    at: float
-
-
-@attrs.frozen
-class TicketConnectFailed:
-    """A ticket could not connect (``cause``), or is held back from connecting."""
-
-    ticket: str
-    cause: str
-
-
-@attrs.frozen
-class AuthFailed:
-    """Upbit refused a private ticket's API keys: its subscriptions fail with ``cause``
-    (reconnecting would only be refused again)."""
-
-    ticket: str
-    cause: str
-
-
-@attrs.frozen
-class TicketGaveUp:
-    """A ticket exceeded its restart intensity and stopped reconnecting: its subscriptions fail
-    with ``cause`` (which says how often it failed, the last failure and what to do)."""
-
-    ticket: str
-    cause: str
-
-
-@attrs.frozen
-class RequestRejected:
-    """Upbit answered a request of connection ``generation`` with an error frame.
-
-    ``keys`` are the streams that request (and any other sent just before it) added and Upbit
-    had not accepted yet; ``subscriptions`` names the subscriptions it added when the ticket
-    knows them (a probe). ``cause`` is the error to fail the culprit with.
-    """
-
-    ticket: str
-    generation: int
-    keys: frozenset[StreamKey]
-    subscriptions: tuple[str, ...] | None
-    cause: str
-
-
-@attrs.frozen
-class ProbePassed:
-    """Upbit accepted the probe that added ``subscriptions``: they are not suspects any more."""
-
-    ticket: str
-    generation: int
-    subscriptions: tuple[str, ...]
-
-
-@attrs.frozen
-class WantsConnection:
-    """Answers whether ``ticket`` should carry streams (asked after a rejection: the registry
-    has handled the ``RequestRejected`` cast before, so the answer reflects it)."""
-
-    ticket: str
-    reply: Reply[bool]
-
-
-@attrs.frozen
-class Relaunch:
-    """Start every ticket that should carry streams and is not running (the tickets supervisor
-    was restarted and lost its children)."""
-
-
-@attrs.frozen
-class SnapshotSeen:
-    """The router delivered a subscriber's awaited SNAPSHOT."""
-
-    ticket: str
-    key: StreamKey
-    subscription_id: str
-    at: float
-
-
-@attrs.frozen
-class SnapshotOverdue:
-    """A subscriber's SNAPSHOT did not come within the snapshot timeout: the router ended its
-    wait (REALTIME flows to it now) and told it with a ``SnapshotMissing`` event."""
-
-    ticket: str
-    key: StreamKey
-    subscription_id: str
-    at: float
-
-
-@attrs.frozen
-class BufferFailed:
-    """A subscriber's buffer overflowed under the lossless policy."""
-
-    subscription_id: str
-    cause: str
-
-
-@attrs.frozen
-class ConsumerOpened:
-    """A stream of the subscription was opened: it counts as consumed again."""
-
-    subscription_id: str
-
-
-@attrs.frozen
-class ConsumerClosed:
-    """The subscriber closed its stream: the subscription counts as inactive from now on."""
-
-    subscription_id: str
-
-
-@attrs.frozen
-class _MarkActive:
-    subscription_ids: tuple[str, ...]
-    at: float
-
-
-@attrs.frozen
-class _NoteFrames:
-    times: tuple[tuple[str, float], ...]
-
-
-RegistryCommand = (
-    Subscribe
-    | Modify
-    | Unsubscribe
-    | Optimize
-    | Cleanup
-    | TicketConnected
-    | TicketSent
-    | TicketLost
-    | TicketConnectFailed
-    | AuthFailed
-    | TicketGaveUp
-    | RequestRejected
-    | ProbePassed
-    | WantsConnection
-    | Relaunch
-    | SnapshotSeen
-    | SnapshotOverdue
-    | BufferFailed
-    | ConsumerOpened
-    | ConsumerClosed
-    | _MarkActive
-    | _NoteFrames
-)
-
-#: Commands a facade call waits for: skipped when their caller gave up before their turn.
-_USER_CALLS = (Subscribe, Modify, Unsubscribe, Optimize, Cleanup)
-
 _Launch = tuple[Literal["start", "stop"], str]
 
 
-def registry_actor(core: EngineCore) -> Any:
-    """The registry actor's start function, bound to ``core``."""
+def registry_actor(core: EngineCore, ticket_factory: TicketFactory) -> Any:
+    """The registry actor's start function, bound to ``core``; ``ticket_factory`` makes the
+    actor of each ticket its launcher starts."""
 
     async def registry(
         ctx: ActorContext[RegistryCommand],
@@ -349,7 +111,7 @@ def registry_actor(core: EngineCore) -> Any:
         launch_send, launch_receive = trio.open_memory_channel[_Launch](math.inf)
         state = _RegistryState(core, ctx.ref, launch_send)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_launcher, core, launch_receive)
+            nursery.start_soon(_launcher, core, ticket_factory, launch_receive)
             nursery.start_soon(_housekeeping, core, ctx.ref)
             state.recover()
             core.registry_ref = ctx.ref
@@ -396,7 +158,7 @@ class _RegistryState:
     # -- dispatch -----------------------------------------------------------------------------
 
     def handle(self, command: RegistryCommand) -> None:
-        if isinstance(command, _USER_CALLS) and command.reply.abandoned:
+        if isinstance(command, USER_CALLS) and command.reply.abandoned:
             # The caller was cancelled (or timed out) before this command's turn came: it was
             # told the call did not happen, so it must not. Nothing is sent, nothing is kept.
             _log.debug("skipped %s: its caller stopped waiting", type(command).__name__)
@@ -446,10 +208,10 @@ class _RegistryState:
             case ConsumerClosed(sub_id):
                 with contextlib.suppress(InvalidSubscriptionError):
                     self.core.registry.consumer_closed(sub_id, now=_now())
-            case _MarkActive(sub_ids, at):
+            case MarkActive(sub_ids, at):
                 for sub_id in sub_ids:
                     self._mark_active(sub_id, at)
-            case _NoteFrames(times):
+            case NoteFrames(times):
                 for ticket, at in times:
                     self.core.registry.note_message(ticket, now=at)
 
@@ -672,6 +434,7 @@ def _now() -> float:
 
 async def _launcher(
     core: EngineCore,
+    ticket_factory: TicketFactory,
     requests: trio.MemoryReceiveChannel[_Launch],
 ) -> None:
     """Start and stop ticket children, one at a time, in request order.
@@ -681,8 +444,6 @@ async def _launcher(
     configured backoff while the ticket is still needed. Restarts after a crash are the tickets
     supervisor's business.
     """
-    from engine.ticket import ticket_actor
-
     config = core.config
     failures = 0
     async for action, name in requests:
@@ -703,7 +464,7 @@ async def _launcher(
                 await tickets.start_child(
                     ChildSpec(
                         name,
-                        ticket_actor(core, name),
+                        ticket_factory(core, name),
                         restart=Restart.TRANSIENT,
                         shutdown=config.shutdown_grace,
                         mailbox_size=math.inf,
@@ -719,11 +480,7 @@ async def _launcher(
                 level = logging.DEBUG if isinstance(exc, ChildNotRunningError) else logging.WARNING
                 _log.log(level, "ticket %s could not be started: %r", name, exc)
                 failures += 1
-                delay = min(
-                    config.backoff_max,
-                    config.backoff_initial * config.backoff_multiplier ** (failures - 1),
-                )
-                await trio.sleep(delay * (1 - config.backoff_jitter * core.rng.random()))
+                await trio.sleep(config.backoff_policy().delay(failures - 1, core.rng))
 
 
 def _child_state(core: EngineCore, name: str) -> NodeState | None:
@@ -758,8 +515,8 @@ async def _housekeeping(core: EngineCore, ref: ActorRef[RegistryCommand]) -> Non
         routed = current
         try:
             if times:
-                ref.cast_nowait(_NoteFrames(times))
+                ref.cast_nowait(NoteFrames(times))
             if active:
-                ref.cast_nowait(_MarkActive(tuple(active), now))
+                ref.cast_nowait(MarkActive(tuple(active), now))
         except ActorError:
             return

@@ -80,8 +80,8 @@ __all__ = (
 )
 
 #: Default distinct codes per ticket. One socket carried all 855 listed pairs in a probe
-#: (UPBIT-PROTOCOL.md 2.2), so by default one realtime ticket carries everything and the second
-#: stays closed until a lower capacity is configured.
+#: (docs/UPBIT.md, Market codes), so by default one realtime ticket carries everything and the
+#: second stays closed until a lower capacity is configured.
 DEFAULT_CAPACITY = 1000
 
 #: Failed subscriptions each ticket remembers for ``registry()`` (the newest ones).
@@ -700,7 +700,7 @@ class Registry:
     ) -> bool:
         """Whether a live subscription already asks for exactly these types, codes and options.
 
-        Backs the brief's ``validate_subscription`` ("prevents duplicate subscriptions").
+        Backs ``Engine.validate_subscription``, which refuses duplicate subscriptions.
         """
         types = (data_type,) if isinstance(data_type, str) else tuple(data_type)
         wanted = signature(self._resolve_kind(types, kind), types, codes, units, level)
@@ -759,7 +759,7 @@ class Registry:
     def registry_view(
         self, now: float, *, stall_after: float | None = None
     ) -> dict[str, dict[str, object]]:
-        """The brief's ``registry()`` shape: ticket id -> mode, data types, symbols, times, status.
+        """The ``registry()`` shape: ticket id -> mode, data types, symbols, times, status.
 
         Lists tickets that are connected, should carry something, or failed. ``status`` is
         ``"active"`` (connected with streams; ``"inactive"`` instead if ``stall_after`` is given

@@ -93,7 +93,7 @@ from engine.metrics import ConnectionState
 from engine.planner import StreamKey, build_ticket_request, fresh_keys, parking_request
 from engine.protocol import PING_TEXT, build_request
 from engine.ratelimit import SlidingWindowLimiter, message_limiter
-from engine.registry_actor import (
+from engine.registry_messages import (
     AuthFailed,
     ProbePassed,
     RequestRejected,
@@ -109,7 +109,7 @@ from engine.subscriptions import TicketChange, coalesce_changes
 from engine.transport import Connection, HandshakeRejectedError
 
 if TYPE_CHECKING:
-    from engine.engine_tree import EngineCore
+    from engine.engine_core import EngineCore
 
 __all__ = ("ATTRIBUTION_WINDOW", "TicketOutcome", "ticket_actor")
 
@@ -128,7 +128,7 @@ _REGISTRY_TIMEOUT = 10.0
 #: Upbit's answer to a refused JWT (an error frame after the first request).
 _AUTH_ERROR = "INVALID_AUTH"
 #: Error names about the sending rate, not the request's content: never blamed on a
-#: subscription (UPBIT-PROTOCOL.md 5.2; the last spelling is a third party's).
+#: subscription (docs/UPBIT.md, Errors; Upbit spells it both ways).
 _RATE_ERRORS = frozenset({"Too Many Requests", "I'm a teapot", "TOO_MANY_REQUEST"})
 
 

@@ -8,8 +8,8 @@ their own.
 
 Two implementations: :class:`TrioWebsocketTransport` (here) and
 :class:`~engine.transport_websockets.WebsocketsTransport` (Trio streams driving the ``websockets``
-package's sans-I/O protocol, with no task per connection); :func:`transport_for` picks one by
-the name ``EngineConfig.transport`` holds.
+package's sans-I/O protocol, with no task per connection);
+:func:`engine.transports.transport_for` picks one by the name ``EngineConfig.transport`` holds.
 
 Every failure surfaces as one of the library's exceptions:
 
@@ -51,7 +51,6 @@ __all__ = (
     "TRANSPORT_NAMES",
     "parse_ws_url",
     "retry_after_seconds",
-    "transport_for",
 )
 
 #: The names :func:`transport_for` knows (``EngineConfig.transport`` chooses among them).
@@ -324,17 +323,3 @@ def _connect_error(url: str, exc: BaseException, connect_timeout: float) -> Base
 
 # What h11 / wsproto raise, inside trio-websocket, for an answer that is not HTTP or not an upgrade.
 _GARBLED_HANDSHAKE = (h11.ProtocolError, wsproto.utilities.ProtocolError)
-
-
-def transport_for(name: str) -> Transport:
-    """A transport with default settings, by its name in :data:`TRANSPORT_NAMES`."""
-    if name == "trio-websocket":
-        return TrioWebsocketTransport()
-    if name == "websockets":
-        # Imported here: that module builds on this one.
-        from engine.transport_websockets import WebsocketsTransport
-
-        return WebsocketsTransport()
-    raise ValueError(
-        f"unknown transport {name!r}: choose one of {', '.join(map(repr, TRANSPORT_NAMES))}"
-    )

@@ -1,4 +1,4 @@
-"""Upbit's SIMPLE-format key abbreviations (UPBIT-PROTOCOL.md section 4.3), as data.
+"""Upbit's SIMPLE-format key abbreviations (docs/UPBIT.md, Field tables), as data.
 
 Both directions of the mapping live here, once, so the decoder, the encoder and the emulator can
 never disagree. Keys are the DEFAULT field names; values are the SIMPLE abbreviations. Nested

@@ -1,12 +1,14 @@
 """Peer row of ``bench/peers.py``: ccxt.pro's ``upbit`` exchange, ``watch_trades``, local source.
 
-Runs in the peers virtualenv (``bench/.peers-venv``), never in the project's. As
-``shared/research/peers.md`` section 4.1 describes: the constructor's ``urls`` point the
-WebSocket at the local source; the market list is set from one ``/v1/market/all``-shaped row
-instead of a REST call. Frames are counted at ``handle_message`` (every frame, after ccxt has
-decoded and processed it), because ``watch_trades`` returns coalesce under load; a consumer
-task keeps calling ``watch_trades`` as a real user would. Stock asyncio loop with aiohttp.
-Prints one JSON line (``bench/_peers_meter.py``).
+Runs in the peers virtualenv (``bench/.peers-venv``), never in the project's. How ccxt.pro is
+pointed at a local server (verified with ccxt 4.5.90, where ccxt.pro ships in the free ``ccxt``
+package): the constructor's config is deep-merged over ``describe()``, so its ``urls.api`` (``ws``,
+``public``, ``private``) point at the local source (``hostname`` alone would keep ``wss://``); the
+market list is set with ``set_markets`` from one ``/v1/market/all``-shaped row instead of a REST
+call. Frames are counted at ``handle_message`` (every frame, after ccxt has decoded and processed
+it), because ``watch_trades`` returns coalesce under load; a consumer task keeps calling
+``watch_trades`` as a real user would. Stock asyncio loop with aiohttp. Prints one JSON line
+(``bench/_peers_meter.py``).
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Peer row of ``bench/peers.py``: cryptofeed's ``Upbit`` feed (trades), uvloop off, local source.
 
-Runs in the peers virtualenv (``bench/.peers-venv``), never in the project's. As
-``shared/research/peers.md`` section 4.2 describes: the symbol table is pre-seeded so no REST
-call is made, and ``connect()`` is overridden to point the feed's connection at the local
-``ws://`` source after construction (cryptofeed refuses any address but ``wss://`` when a
-connection is built). The feed asks for SIMPLE keys and ``isOnlyRealtime``, so the source sends
-it the same trades in SIMPLE keys, as Upbit would. Frames are counted after
-``message_handler`` returns (parsed with ``Decimal`` floats, turned into a ``Trade``, passed to
-the callback). Plain asyncio event loop: ``FeedHandler(config={"uvloop": False})``.
-Prints one JSON line (``bench/_peers_meter.py``).
+Runs in the peers virtualenv (``bench/.peers-venv``), never in the project's. How cryptofeed is
+pointed at a local server (verified with cryptofeed 2.4.1 on Python 3.11): the symbol table is
+pre-seeded (``Symbols.set``) so no REST call is made, and ``connect()`` is overridden to point the
+feed's connection at the local ``ws://`` source after construction (cryptofeed refuses any address
+but ``wss://`` when a connection is built, but dials whatever ``conn.address`` holds). The feed asks
+for SIMPLE keys and ``isOnlyRealtime``, so the source sends it the same trades in SIMPLE keys, as
+Upbit would. Frames are counted after ``message_handler`` returns (parsed with ``Decimal`` floats,
+turned into a ``Trade``, passed to the callback). Plain asyncio event loop:
+``FeedHandler(config={"uvloop": False})``. Prints one JSON line (``bench/_peers_meter.py``).
 """
 
 from __future__ import annotations

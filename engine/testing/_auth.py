@@ -1,4 +1,4 @@
-"""JWT checks for ``/websocket/v1/private`` (UPBIT-PROTOCOL.md section 1.3), plus a token maker.
+"""JWT checks for ``/websocket/v1/private`` (docs/UPBIT.md, Endpoints), plus a token maker.
 
 Upbit's token: HMAC with the secret key as raw bytes, HS512 recommended (HS256 in older examples),
 payload ``access_key`` + ``nonce`` (a fresh UUID per token), no ``exp``/``iat``.

@@ -1,8 +1,8 @@
 """The seeded default catalog: about 290 KRW, 330 BTC and 240 USDT pairs over 360 assets.
 
-The shape copies the real exchange (UPBIT-PROTOCOL.md 9: 289 KRW, 328 BTC, 238 USDT pairs over
-358 assets, most assets on two or three quote markets). Everything here is a pure function of the
-seed; the public ``default_catalog`` wraps these rows into ``Listing`` values.
+The shape copies the real exchange (docs/UPBIT.md, Market codes: 289 KRW, 328 BTC, 238 USDT pairs
+over 358 assets on 2026-09-23, most assets on two or three quote markets). Everything here is a pure
+function of the seed; the public ``default_catalog`` wraps these rows into ``Listing`` values.
 """
 
 from __future__ import annotations

@@ -4,13 +4,13 @@ Prices inside the generator are integers counted in units of ``10**-decimals`` o
 currency (a "grid"), so every price stays exactly on its tick and converts to the nearest double
 with one division (``units / 10**decimals`` is correctly rounded, so ``repr`` prints the decimal).
 
-The ladders follow Upbit's published order-price units (UPBIT-PROTOCOL.md 9 points at
-``GET /v1/orderbook/instruments``; the tables are on docs.upbit.com, "KRW/BTC/USDT market info"):
+The ladders follow Upbit's published order-price units (docs/UPBIT.md, "Order-price units",
+with the sources; per pair Upbit serves them from ``GET /v1/orderbook/instruments``):
 
 - KRW, current table (after the 2025-07-31 change): >= 1,000,000 -> 1,000; >= 500,000 -> 500;
   >= 100,000 -> 100; >= 50,000 -> 50; >= 10,000 -> 10; >= 5,000 -> 5; >= 100 -> 1. Below 100 KRW
-  the stored copy of the current table was cut off, so the rows of the previous table are kept
-  (0.01 down to 0.00000001, one decade per row); that part is an assumption.
+  the current table's rows were not read, so the rows of the previous table are kept (0.01 down
+  to 0.00000001, one decade per row); that part is an assumption.
   USDT and USDC quoted in KRW use 0.5 between 1,000 and 10,000 KRW (the 2025-03-21 exception).
 - BTC: one tick for every price, 0.00000001 BTC.
 - USDT: >= 10 -> 0.01, then one decimal more per decade down to 0.00000001.

@@ -1,4 +1,4 @@
-"""Complete ``myOrder`` / ``myAsset`` messages for emulator test hooks (UPBIT-PROTOCOL.md 4.3).
+"""Complete ``myOrder`` / ``myAsset`` messages for emulator test hooks (fields: docs/UPBIT.md).
 
 Money amounts: JSON numbers on the wire, which orjson can only write from ``float`` (or ``int``).
 Inputs may be ``float``, ``int``, ``str`` or ``Decimal``; arithmetic runs on ``Decimal``. Each

@@ -1,7 +1,8 @@
 """DEFAULT-keyed message dicts from a pair's records, and the SIMPLE re-keying.
 
-Field order follows UPBIT-PROTOCOL.md 4.4. These run once per frame the emulator sends, so they
-build each dict in one literal, read records by unpacking, and never touch the random generator.
+Field order follows the example frames on Upbit's per-type pages (docs/UPBIT.md, Field tables).
+These run once per frame the emulator sends, so they build each dict in one literal, read records by
+unpacking, and never touch the random generator.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Turning messages into the bytes of server frames, per connection format (sans-IO).
 
-Formats (UPBIT-PROTOCOL.md section 2.1): DEFAULT keys, SIMPLE abbreviations, and the ``*_LIST``
+Formats (docs/UPBIT.md, Request format): DEFAULT keys, SIMPLE abbreviations, and the ``*_LIST``
 variants that wrap each message in a one-element JSON array. Errors and the ``UP`` status are not
 data messages: they keep one shape whatever the format.
 """

@@ -1,8 +1,9 @@
 """Server-side parsing of client requests, with Upbit's error names (sans-IO).
 
 Independent of ``engine/protocol.py`` on purpose: this is the exchange's view, and it exists to
-catch client bugs. The triggers follow UPBIT-PROTOCOL.md section 10.4; behaviours the sources leave
-open are chosen by :class:`~engine.testing.config.Quirks`.
+catch client bugs. The triggers follow docs/UPBIT.md ("Errors", and item 4 of "What the emulator
+reproduces"); behaviours the sources leave open are chosen by
+:class:`~engine.testing.config.Quirks`.
 """
 
 from __future__ import annotations

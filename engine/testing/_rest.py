@@ -1,6 +1,6 @@
 """The quotation REST endpoints the engine needs (sans-IO): routing and response bodies.
 
-- ``GET /v1/market/all[?is_details=true|false]`` (UPBIT-PROTOCOL.md section 9)
+- ``GET /v1/market/all[?is_details=true|false]`` (docs/UPBIT.md, Market codes)
 - ``GET /v1/orderbook/instruments?markets=A,B`` (tick size and supported levels, as strings)
 
 Errors use Upbit's REST shape ``{"error": {"name": <status>, "message": ...}}``.
@@ -85,7 +85,7 @@ def _instruments(
         )
     rows: list[dict[str, object]] = []
     for raw in values[-1].split(","):
-        listing = by_market.get(raw.strip().upper())  # REST accepts lower case (section 9)
+        listing = by_market.get(raw.strip().upper())  # REST accepts lower case (docs/UPBIT.md)
         if listing is None:
             continue
         rows.append(

@@ -1,6 +1,6 @@
 """A connection's subscription set, built from one accepted request (sans-IO).
 
-Upbit replaces the whole set on every request (UPBIT-PROTOCOL.md section 3), so a set is a pure
+Upbit replaces the whole set on every request (docs/UPBIT.md), so a set is a pure
 function of the last request: no merging anywhere. Bad codes are kept (Upbit accepts them
 silently); they simply never match any market event.
 """

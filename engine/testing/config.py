@@ -1,6 +1,6 @@
 """Configuration of the Upbit emulator.
 
-Defaults reproduce Upbit as documented and observed (UPBIT-PROTOCOL.md). Every behaviour the
+Defaults reproduce Upbit as documented and observed (docs/UPBIT.md). Every behaviour the
 sources leave open is a :class:`Quirks` field, so a test can pin the variant it depends on, and
 every rate limit is a :class:`Limits` field (enforced by default, as on Upbit).
 """
@@ -53,7 +53,7 @@ def _optional_positive(_: object, attribute: attrs.Attribute[Any], value: float 
 
 @attrs.frozen
 class Limits:
-    """Upbit's rate limits (UPBIT-PROTOCOL.md section 6) and how the emulator reacts to excess."""
+    """Upbit's rate limits (docs/UPBIT.md, Rate limits) and how the emulator reacts to excess."""
 
     #: Enforce the limits at all. ``Emulator.set_limits`` toggles this at run time.
     enforce: bool = True
@@ -84,7 +84,7 @@ class Limits:
 
 @attrs.frozen
 class Quirks:
-    """Behaviours UPBIT-PROTOCOL.md marks UNCONFIRMED: the default is the likeliest reading."""
+    """Behaviours docs/UPBIT.md marks unconfirmed: the default is the likeliest reading."""
 
     #: Accept ``isOnlySnapshot`` / ``isOnlyRealtime`` (the old English docs' spelling).
     camel_case_flags: bool = True

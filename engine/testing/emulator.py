@@ -1,12 +1,11 @@
 """The Upbit emulator: ``open_emulator()`` and the :class:`Emulator` it yields.
 
 One port serves ``/websocket/v1``, ``/websocket/v1/private`` and the quotation REST endpoints on
-127.0.0.1. The emulator behaves like Upbit (UPBIT-PROTOCOL.md sections 2 to 10), lets tests look
-inside (connections, subscription sets, requests, refusals, history, when each stream first got
-a frame) and misbehaves on command (drops, restarts, stalls, error and malformed frames, latency,
-refused connects, limits, drift from the documented wire).
-Everything runs on the Trio clock, so ``MockClock(autojump_threshold=0)`` makes minutes of
-protocol time pass instantly.
+127.0.0.1. The emulator behaves like Upbit (docs/UPBIT.md, "What the emulator reproduces"), lets
+tests look inside (connections, subscription sets, requests, refusals, history, when each stream
+first got a frame) and misbehaves on command (drops, restarts, stalls, error and malformed frames,
+latency, refused connects, limits, drift from the documented wire). Everything runs on the Trio
+clock, so ``MockClock(autojump_threshold=0)`` makes minutes of protocol time pass instantly.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ Target = Literal["all", "oldest", "newest", "random"]
 DropHow = Literal["abort", "reset", "close1000", "close1001"]
 Malformed = Literal["truncated_json", "invalid_utf8", "unexpected_json", "protocol"]
 
-#: Error names Upbit sends (UPBIT-PROTOCOL.md section 5.2).
+#: Error names Upbit sends (docs/UPBIT.md, Errors).
 ERROR_NAMES = (
     "INVALID_AUTH",
     "WRONG_FORMAT",

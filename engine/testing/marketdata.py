@@ -9,8 +9,8 @@ frames are rendered cannot change what happens next.
 Rates: a pair's rate is trades per second (``Listing.activity`` by default); the same number of
 order-book-only changes arrives on top, so a pair emits about twice its rate in events.
 Candles are marked for a push at most once per ``candle_interval_ms`` per pair, like the real
-exchange (UPBIT-PROTOCOL.md 4.2); ticker and trade change with every trade, the orderbook with
-every event. The emulator contract is /work/notes/emulator-contract.md.
+exchange (docs/UPBIT.md, Field tables, candle); ticker and trade change with every trade, the
+orderbook with every event. The design is in docs/DESIGN.md, "Emulator market data".
 """
 
 from __future__ import annotations

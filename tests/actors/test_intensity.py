@@ -176,3 +176,17 @@ def test_backoff_advances_per_restart_and_resets_after_a_long_run() -> None:
     backoff.observe_uptime(30.0)
     assert backoff.attempt == 0
     assert backoff.next_delay(rng) == 1.0
+
+
+def test_fraction_jitter_takes_at_most_its_fraction_off_the_nominal_delay() -> None:
+    policy = BackoffPolicy(initial=1.0, maximum=8.0, jitter=Jitter.FRACTION, fraction=0.2)
+    assert policy.bounds(0) == (0.8, 1.0)
+    assert policy.bounds(5) == (8.0 * 0.8, 8.0)
+    rng = random.Random(3)
+    draws = [policy.delay(2, rng) for _ in range(200)]
+    assert min(draws) >= 3.2
+    assert max(draws) <= 4.0
+    assert len(set(draws)) > 100, "drawn, not fixed"
+    assert BackoffPolicy(jitter=Jitter.FRACTION, fraction=0.0).bounds(1) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="fraction"):
+        BackoffPolicy(jitter=Jitter.FRACTION, fraction=1.5)

@@ -24,20 +24,20 @@ SECRET = "s3cr3t-value-that-must-not-leak"
 
 def test_defaults_match_the_brief_and_upbits_documented_limits() -> None:
     config = EngineConfig()
-    # Endpoints (UPBIT-PROTOCOL.md section 1.1).
+    # Endpoints (docs/UPBIT.md, Endpoints, authentication and compression).
     assert config.ws_url == "wss://api.upbit.com/websocket/v1"
     assert config.private_ws_url == "wss://api.upbit.com/websocket/v1/private"
     assert config.rest_url == "https://api.upbit.com"
-    # The brief's pools.
+    # The default pools: one snapshot ticket, two realtime tickets.
     assert config.snapshot_pool_size == 1
     assert config.realtime_pool_size == 2
-    # Upbit's rate limits (section 6).
+    # Upbit's rate limits (docs/UPBIT.md, Rate limits).
     assert (UPBIT_CONNECTS_PER_SECOND, UPBIT_MESSAGES_PER_SECOND) == (5, 5)
     assert UPBIT_MESSAGES_PER_MINUTE == 100
     assert config.connects_per_second == 5
     assert config.messages_per_second == 5
     assert config.messages_per_minute == 100
-    # Keepalive well inside the ~60 s observed idle timeout (section 7).
+    # Keepalive well inside the ~60 s observed idle timeout (docs/UPBIT.md, Keepalive).
     assert UPBIT_IDLE_TIMEOUT == 60.0
     assert config.ping_timeout < config.ping_interval < config.server_idle_timeout
     assert 10 <= config.ping_interval <= 20

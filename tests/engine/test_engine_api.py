@@ -1,4 +1,4 @@
-"""The rest of the brief's API: registry(), usage, validation, conflicts, optimize, cleanup,
+"""The rest of the public API: registry(), usage, validation, conflicts, optimize, cleanup,
 metrics, debug_tree, limits and shutdown, against the emulator."""
 
 from __future__ import annotations

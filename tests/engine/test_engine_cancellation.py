@@ -53,7 +53,7 @@ from trio.testing import MockClock
 from engine.errors import InvalidSubscriptionError
 from engine.manager import Engine
 from engine.planner import StreamKey
-from engine.registry_actor import CleanupOutcome
+from engine.registry_messages import CleanupOutcome
 from engine.snapshots import SnapshotUsage
 from engine.subscriptions import ConflictKind, SubscriptionState
 from engine.testing import Emulator

@@ -1,4 +1,4 @@
-"""The brief's usage patterns 1, 3 and 4: snapshots through the engine, against the emulator."""
+"""Snapshots through the engine, against the emulator: one-shot, bulk, and snapshot-then-stream."""
 
 from __future__ import annotations
 

@@ -110,7 +110,7 @@ async def test_the_briefs_current_symbols_name_what_streams_and_end_it(
         assert "KRW-BTC, KRW-ETH" in str(info.value)
         assert len(subscribe_requests(emu)) == sent
         assert eng.subscription(sub_id).codes == ("KRW-BTC", "KRW-ETH")
-        # Naming them all (the brief's meaning) ends the subscription.
+        # Naming them all (current_symbols: what the subscription streams now) ends it.
         await eng.soft_unsubscribe(sub_id, current_symbols=["KRW-ETH", "KRW-BTC"])
         assert not eng.subscription(sub_id).is_live
         other = await eng.subscribe_realtime("trade", ["KRW-BTC"])

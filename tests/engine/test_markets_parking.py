@@ -1,4 +1,4 @@
-"""choose_parking_code: the brief's table, corrected to real codes, and its fallbacks."""
+"""choose_parking_code: the first parking table, corrected to real codes, and its fallbacks."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ CATALOG = catalog()
 @pytest.mark.parametrize(
     ("streamed", "expected"),
     [
-        # The brief: KRW streams park on "BTC-USDT", BTC on "ETH-USDT", USDT on "BTC-KRW".
+        # The first table: KRW streams park on "BTC-USDT", BTC on "ETH-USDT", USDT on "BTC-KRW".
         # Upbit codes are quote first, so those are USDT-BTC, USDT-ETH and KRW-BTC.
         (["KRW-BTC", "KRW-ETH"], "USDT-BTC"),
         (["BTC-XRP"], "USDT-ETH"),
         (["USDT-XRP"], "KRW-BTC"),
-        ([], "KRW-BTC"),  # the brief's default
-        # KRW takes precedence over BTC, as in the brief's function.
+        ([], "KRW-BTC"),  # the default parking code
+        # KRW takes precedence over BTC (checked in KRW, BTC, USDT order).
         (["BTC-XRP", "KRW-XRP"], "USDT-BTC"),
     ],
 )

@@ -1,6 +1,6 @@
 """Sample REST answers shared by the markets tests, and checks that they stay realistic.
 
-The shapes follow UPBIT-PROTOCOL.md section 9: ``GET /v1/market/all?is_details=true`` and
+The shapes follow docs/UPBIT.md, Market codes: ``GET /v1/market/all?is_details=true`` and
 ``GET /v1/orderbook/instruments`` (ticks as strings, as a third-party probe saw them; levels mixed
 strings and numbers to exercise the tolerant parser).
 """

@@ -83,7 +83,7 @@ def test_reversed_code_with_unknown_quote_suggests_the_quote_first_spelling() ->
 
 
 def test_brief_style_base_first_codes_are_explained() -> None:
-    # The brief's parking codes: base first, not Upbit codes.
+    # The first parking table's codes: base first, not Upbit codes.
     assert "did you mean 'KRW-BTC'?" in reasons("ticker", ["BTC-KRW"], catalog=None)
     with pytest.raises(UnknownMarketError) as info:
         check_subscription("ticker", ["BTC-USDT"], catalog=CATALOG)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import engine
 from engine.planner import (
     StreamKey,
     TicketPlan,
@@ -467,28 +464,3 @@ def test_repack_properties(
     if respects and placed_before == wanted_set:
         assert len(result.open_tickets) <= sum(1 for keys in before.values() if keys)
     assert repack(wanted, tickets, capacity, current=current) == result
-
-
-def test_the_core_is_sans_io() -> None:
-    # The registry actor and tickets are the only Trio parts; the core must not grow an import.
-    root = Path(engine.__file__).parent
-    modules = [
-        "ratelimit.py",
-        "planner.py",
-        "subscriptions.py",
-        *(p.name for p in root.glob("_plan_*.py")),
-    ]
-    for name in modules:
-        tree = ast.parse((root / name).read_text(encoding="utf-8"))
-        imported = {
-            alias.name.partition(".")[0]
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Import)
-            for alias in node.names
-        } | {
-            (node.module or "").partition(".")[0]
-            for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom)
-        }
-        assert not imported & {"trio", "trio_websocket", "anyio", "httpx", "socket"}, name
-    assert len(modules) >= 9

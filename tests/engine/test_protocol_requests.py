@@ -27,7 +27,7 @@ def test_constants() -> None:
 
 
 def test_the_spec_example_request_is_built_exactly() -> None:
-    # UPBIT-PROTOCOL.md section 2.6, first example (compact JSON).
+    # The public example request of docs/UPBIT.md, Request format (compact JSON).
     text = build_request(
         "8d2c6a5e-1f0b-4c7a-9e3d-2b1f0c9a7e11",
         [
@@ -216,7 +216,7 @@ def test_parse_reads_the_list_subscriptions_example() -> None:
 
 
 def test_parse_treats_unserved_depths_as_upbits_default() -> None:
-    # Upbit answers ".20" with 30 levels, just as for no suffix (UPBIT-PROTOCOL.md 2.3).
+    # Upbit answers ".20" with 30 levels, just as for no suffix (docs/UPBIT.md, Request format).
     parsed = parse_request('[{"ticket":"t"},{"type":"orderbook","codes":["KRW-BTC.20","KRW-ETH"]}]')
     assert parsed.requests == (TypeRequest("orderbook", ("KRW-BTC", "KRW-ETH")),)
 

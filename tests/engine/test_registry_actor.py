@@ -9,7 +9,7 @@ from actors import ActorRef, NodeState, Reply
 from engine.events import Gap
 from engine.manager import Engine
 from engine.planner import StreamKey
-from engine.registry_actor import (
+from engine.registry_messages import (
     BufferFailed,
     RegistryCommand,
     SnapshotSeen,

@@ -25,9 +25,9 @@ from engine.transport import (
     Transport,
     TrioWebsocketTransport,
     retry_after_seconds,
-    transport_for,
 )
 from engine.transport_websockets import WebsocketsTransport
+from engine.transports import transport_for
 from tests.engine._transport_support import (
     ClientFrames,
     binary,

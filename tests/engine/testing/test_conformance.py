@@ -1,4 +1,4 @@
-"""One conformance test (or a few) per behaviour of UPBIT-PROTOCOL.md section 10, on loopback.
+"""One conformance test (or a few) per item of docs/UPBIT.md, "What the emulator reproduces".
 
 Assertions are on the wire: raw JSON, frame types, close codes, and times on the mock clock.
 """
@@ -39,7 +39,7 @@ async def _silent_for(ws: trio_websocket.WebSocketConnection, seconds: float) ->
     return True
 
 
-# -- 10.1 replace on resubscribe ------------------------------------------------------------------
+# -- 1. replace on resubscribe --------------------------------------------------------------------
 
 
 async def test_a_new_request_replaces_the_whole_set_even_with_another_ticket(
@@ -79,7 +79,7 @@ async def test_stale_frames_of_the_old_set_are_optional_and_bounded(
         assert {m["code"] for m in await collect(ws, 5)} == {"KRW-ETH"}
 
 
-# -- 10.2 SNAPSHOT then REALTIME ------------------------------------------------------------------
+# -- 2. SNAPSHOT then REALTIME --------------------------------------------------------------------
 
 
 async def test_one_snapshot_per_code_then_realtime(autojump_clock: MockClock) -> None:
@@ -174,7 +174,7 @@ async def test_a_replacing_request_snapshots_again_unless_realtime_only(
         assert all(m["stream_type"] == "REALTIME" for m in later)
 
 
-# -- 10.3 binary frames ---------------------------------------------------------------------------
+# -- 3. binary frames -----------------------------------------------------------------------------
 
 
 async def test_every_server_frame_is_binary(autojump_clock: MockClock) -> None:
@@ -208,7 +208,7 @@ async def test_the_status_frame_can_be_text(autojump_clock: MockClock) -> None:
         assert await recv_raw(ws) == '{"status":"UP"}'
 
 
-# -- 10.4 errors, then close 1000 -----------------------------------------------------------------
+# -- 4. errors, then close 1000 -------------------------------------------------------------------
 
 ERROR_CASES = [
     ("hello", "WRONG_FORMAT"),
@@ -282,7 +282,7 @@ async def test_error_close_delay_is_configurable(autojump_clock: MockClock) -> N
         assert trio.current_time() - sent_at == pytest.approx(2.0, abs=0.05)
 
 
-# -- 10.5 silent acceptance -----------------------------------------------------------------------
+# -- 5. silent acceptance -------------------------------------------------------------------------
 
 
 async def test_unknown_and_lower_case_codes_are_silently_ignored(autojump_clock: MockClock) -> None:
@@ -315,7 +315,7 @@ async def test_unsupported_levels_are_silently_ignored(autojump_clock: MockClock
         assert {(m["code"], m["level"]) for m in messages} == {("KRW-ETH", 10000)}
 
 
-# -- 10.6 orderbook shape -------------------------------------------------------------------------
+# -- 6. orderbook shape ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -355,7 +355,7 @@ async def test_orderbook_is_best_first_with_level_echo(autojump_clock: MockClock
             assert asks[0] > bids[0]
 
 
-# -- 10.7 per-connection format -------------------------------------------------------------------
+# -- 7. per-connection format ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fmt", ["DEFAULT", "SIMPLE", "JSON_LIST", "SIMPLE_LIST", None])
@@ -397,7 +397,7 @@ async def test_a_subscription_without_format_is_default_again(autojump_clock: Mo
         assert snapshot["type"] == "trade"
 
 
-# -- 10.8 LIST_SUBSCRIPTIONS ----------------------------------------------------------------------
+# -- 8. LIST_SUBSCRIPTIONS ------------------------------------------------------------------------
 
 
 async def test_list_subscriptions_reflects_the_replaced_set(autojump_clock: MockClock) -> None:
@@ -445,7 +445,7 @@ async def test_list_subscriptions_counts_toward_the_message_limit(
         assert reason.code == 1000
 
 
-# -- 10.9 keepalive and idle ----------------------------------------------------------------------
+# -- 9. keepalive and idle ------------------------------------------------------------------------
 
 
 async def test_protocol_ping_is_answered(autojump_clock: MockClock) -> None:
@@ -531,7 +531,7 @@ async def test_protocol_pings_alone_keep_it_alive_unless_configured(
             assert closed_at - start == pytest.approx(60.0, abs=0.1)
 
 
-# -- 10.10 rate limits ----------------------------------------------------------------------------
+# -- 10. rate limits ------------------------------------------------------------------------------
 
 
 async def test_sixth_message_in_a_second_gets_too_many_requests_then_close(
@@ -660,7 +660,7 @@ async def test_origin_header_limits_connects_to_one_per_ten_seconds(
             assert refused.value.status_code == 429
 
 
-# -- 10.11 private endpoint -----------------------------------------------------------------------
+# -- 11. private endpoint -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("algorithm", ["HS512", "HS256"])

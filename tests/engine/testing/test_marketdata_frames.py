@@ -1,8 +1,8 @@
 """Rendered frames: exactly the documented keys, right value types and formats, SIMPLE re-keying,
 orderbook units and levels, and decoding by the engine's own ``decode_frame``.
 
-Throughput (not asserted, machine-dependent) is measured with the snippet in
-/work/notes/drafts/marketdata-design.md ("Performance").
+Throughput (not asserted, machine-dependent) is measured with the snippet in docs/DESIGN.md
+("Emulator market data", "Performance").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Server-side request parsing: Upbit's error names for each trigger (UPBIT-PROTOCOL.md 10.4)."""
+"""Server-side request parsing: Upbit's error names for each trigger (docs/UPBIT.md, Errors)."""
 
 from __future__ import annotations
 
