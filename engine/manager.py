@@ -19,33 +19,38 @@ state: the engine runs on one Trio thread, and reads never interleave with a wri
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
 
-import attrs
 import trio
 
 from actors import ActorError, Reply, Supervisor, open_supervisor
+from engine._facade_checks import (
+    codes_kept,
+    codes_of,
+    normal_level,
+    normal_units,
+    raise_problems,
+    request_problems,
+    snapshot_keys,
+    types_of,
+)
+from engine._facade_views import debug_tree, engine_metrics, registry_view, ticket_usage
+from engine._facade_waits import wait_active, wait_settled
 from engine.config import EngineConfig
-from engine.debug import EngineTree, TicketNode
-from engine.engine_tree import EngineCore, engine_children, root_options
+from engine.debug import EngineTree
+from engine.engine_core import EngineCore
+from engine.engine_tree import engine_children, root_options
 from engine.errors import (
     CatalogNotReadyError,
     EngineClosedError,
     InvalidSubscriptionError,
-    NotSettledError,
     StreamBusyError,
-    SubscriptionFailedError,
-    SubscriptionTimeoutError,
 )
-from engine.markets import MarketCatalog, check_subscription, subscription_problems
+from engine.markets import MarketCatalog
 from engine.messages import Message
-from engine.metrics import ConnectionState, EngineMetrics, SubscriberMetrics
-from engine.planner import PRIVATE_TYPES, StreamKey
+from engine.metrics import EngineMetrics
 from engine.registry_messages import (
     Cleanup,
     CleanupOutcome,
@@ -53,19 +58,20 @@ from engine.registry_messages import (
     ConsumerOpened,
     Modify,
     Optimize,
+    OptimizeOutcome,
     RegistryCommand,
     Subscribe,
     Unsubscribe,
 )
-from engine.router import StreamItem, SubscriberBuffer
+from engine.router import SubscriberBuffer
 from engine.snapshots import SnapshotUsage
+from engine.stream import SubscriptionStream
 from engine.subscriptions import (
     DEFAULT_CAPACITY,
     Conflict,
     OptimizeReport,
     PoolUsage,
     Subscription,
-    SubscriptionState,
 )
 from engine.transport import Transport
 from engine.transports import transport_for
@@ -80,147 +86,6 @@ CALL_TIMEOUT = 10.0
 #: stream as not asking, so they normalise to ``None`` and duplicates are recognised.
 _DEFAULT_UNITS = 30
 _DEFAULT_LEVEL = 0
-
-
-#: Ticket connection states in which its streams flow.
-_UP = (ConnectionState.READY, ConnectionState.PARKED)
-
-
-@attrs.frozen
-class OptimizeOutcome:
-    """What ``optimize_subscriptions`` did, with the realtime pool's efficiency around it."""
-
-    reports: tuple[OptimizeReport, ...]
-    #: Connected tickets that carried nothing (parked or idle) and were closed.
-    closed: tuple[str, ...]
-    #: Planned ticket efficiency of the realtime pool before and after.
-    efficiency_before: float
-    efficiency_after: float
-
-    @property
-    def moved(self) -> int:
-        """Streams that changed ticket."""
-        return sum(report.moved for report in self.reports)
-
-
-class SubscriptionStream:
-    """``async for item in engine.stream(sub_id)``: messages and engine events, in order.
-
-    **One reader.** A subscription has one open stream at a time, read by one task: every item
-    goes to that reader. A second :meth:`Engine.stream` while this one is open, or a
-    :meth:`receive` from a second task while the first still runs, raises
-    :class:`~engine.errors.StreamBusyError` (rather than split the messages between them).
-    Close it (leave ``async with``, or :meth:`close`) to hand the subscription to a new stream;
-    a stream whose reading task has ended counts as closed.
-
-    **The end is explicit.** When the subscription ends without an error (unsubscribed by any
-    task, released by ``cleanup_inactive``, the engine closed) the last item is an
-    :class:`~engine.events.Ended` event and iteration stops after it; when it failed, iteration
-    raises :class:`~engine.errors.SubscriptionFailedError` after the buffered items.
-
-    **Open means consumed.** While a stream is open the subscription counts as read, and
-    ``cleanup_inactive`` never releases it. Closing it tells the engine nobody reads it any
-    more (inactive for ``cleanup_inactive``); opening a new stream undoes that.
-    """
-
-    def __init__(self, buffer: SubscriberBuffer, on_close: Callable[[], None]) -> None:
-        self._buffer = buffer
-        self._on_close = on_close
-        self._closed = False
-        self._reader: trio.lowlevel.Task | None = None
-
-    @property
-    def subscription_id(self) -> str:
-        """The subscription this stream reads."""
-        return self._buffer.subscription_id
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
-
-    def _claim(self) -> None:
-        # The first task to receive owns the stream; another may take over once it has ended.
-        task = trio.lowlevel.current_task()
-        reader = self._reader
-        if reader is task:
-            return
-        if self._closed:
-            raise trio.ClosedResourceError(
-                f"this stream of {self.subscription_id} was closed; open a new one with "
-                "engine.stream(sub_id)"
-            )
-        if reader is not None and _running(reader):
-            raise StreamBusyError(
-                f"{self.subscription_id}'s stream is read by task {reader.name!r}; a "
-                "subscription has one reader. Read it in that task and pass items on (a "
-                "trio memory channel per consumer)"
-            )
-        self._reader = task
-
-    @property
-    def is_read(self) -> bool:
-        """Open, and its reading task (if one started) still runs."""
-        reader = self._reader
-        return not self._closed and (reader is None or _running(reader))
-
-    async def receive(self) -> StreamItem:
-        """The next item; raises ``trio.EndOfChannel`` once the subscription ended."""
-        if self._reader is not trio.lowlevel.current_task():
-            self._claim()
-        return await self._buffer.receive()
-
-    def __aiter__(self) -> SubscriptionStream:
-        return self
-
-    async def __anext__(self) -> StreamItem:
-        if self._reader is not trio.lowlevel.current_task():
-            self._claim()
-        try:
-            return await self._buffer.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
-
-    def close(self) -> None:
-        """Stop reading (idempotent). The subscription stays until it is unsubscribed."""
-        if not self._closed:
-            self._closed = True
-            self._on_close()
-
-    async def __aenter__(self) -> SubscriptionStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def _running(task: trio.lowlevel.Task) -> bool:
-    # A finished coroutine has no frame.
-    return getattr(task.coro, "cr_frame", None) is not None
-
-
-def _codes(symbols: Sequence[str] | str | None) -> tuple[str, ...]:
-    # None means "no codes": myAsset, or myOrder of every market (as engine.markets takes it).
-    if symbols is None:
-        return ()
-    return (symbols,) if isinstance(symbols, str) else tuple(symbols)
-
-
-def _types(data_type: str | Sequence[str]) -> tuple[str, ...]:
-    return (data_type,) if isinstance(data_type, str) else tuple(data_type)
-
-
-def _normal_units(units: int | None) -> int | None:
-    return None if units == _DEFAULT_UNITS else units
-
-
-def _normal_level(level: float | None) -> float | None:
-    return None if level == _DEFAULT_LEVEL else level
 
 
 class Engine:
@@ -251,37 +116,6 @@ class Engine:
 
     # -- validation ---------------------------------------------------------------------------
 
-    def _problems(
-        self,
-        types: tuple[str, ...],
-        codes: tuple[str, ...],
-        units: int | None,
-        level: float | None,
-        catalog: MarketCatalog | None,
-    ) -> list[str]:
-        reasons: list[str] = []
-        if not types:
-            reasons.append("give at least one data type, such as 'ticker'")
-        for data_type in types:
-            book = data_type == "orderbook"
-            found = subscription_problems(
-                data_type,
-                [] if data_type == "myAsset" else list(codes),
-                units=units if book else None,
-                level=level if book else None,
-                catalog=catalog,
-            )
-            reasons.extend(reason for reason in found if reason not in reasons)
-        if (units is not None or level is not None) and "orderbook" not in types:
-            reasons.append("units and level apply to orderbook only")
-        private = [t for t in types if t in PRIVATE_TYPES]
-        if private and not self._core.config.has_credentials:
-            reasons.append(
-                f"{', '.join(private)} need API keys: open the engine with access_key and "
-                "secret_key"
-            )
-        return reasons
-
     async def _validated_catalog(self) -> MarketCatalog | None:
         if not self._core.config.validate_codes:
             return self._core.catalog.current
@@ -294,14 +128,13 @@ class Engine:
         units: int | None,
         level: float | None,
     ) -> None:
-        catalog = await self._validated_catalog()
-        if len(types) == 1 and types[0] not in PRIVATE_TYPES:
-            # One type: the markets module's own error (UnknownMarketError when only unlisted
-            # codes are wrong).
-            check_subscription(types[0], list(codes), units=units, level=level, catalog=catalog)
-        reasons = self._problems(types, codes, units, level, catalog)
-        if reasons:
-            raise InvalidSubscriptionError(reasons)
+        raise_problems(
+            [(types, codes)],
+            units=units,
+            level=level,
+            catalog=await self._validated_catalog(),
+            has_credentials=self._core.config.has_credentials,
+        )
 
     def validate_subscription(
         self,
@@ -363,10 +196,16 @@ class Engine:
         :meth:`check_subscription` raises. Raises :class:`~engine.errors.CatalogNotReadyError`
         when only the catalog (not loaded yet) could tell.
         """
-        types, codes = _types(data_type), _codes(symbols)
-        units, level = _normal_units(units), _normal_level(level)
+        types, codes = types_of(data_type), codes_of(symbols)
+        units, level = normal_units(units), normal_level(level)
         catalog = self._core.catalog.current
-        reasons = self._problems(types, codes, units, level, catalog)
+        reasons = request_problems(
+            [(types, codes)],
+            units=units,
+            level=level,
+            catalog=catalog,
+            has_credentials=self._core.config.has_credentials,
+        )
         if not reasons and catalog is None and self._core.config.validate_codes and codes:
             # Everything else is fine; only whether the codes are listed is unknown yet.
             raise CatalogNotReadyError()
@@ -387,19 +226,6 @@ class Engine:
         return reasons
 
     # -- snapshots -----------------------------------------------------------------------------
-
-    def _snapshot_keys(
-        self,
-        data_type: str,
-        codes: tuple[str, ...],
-        units: int | None,
-        level: float | None,
-    ) -> list[StreamKey]:
-        book = data_type == "orderbook"
-        return [
-            StreamKey(data_type, code, units if book else None, level if book else None)
-            for code in codes
-        ]
 
     async def request_snapshot(
         self,
@@ -437,50 +263,32 @@ class Engine:
         entries.
         """
         core = self._core
-        units, level = _normal_units(units), _normal_level(level)
+        units, level = normal_units(units), normal_level(level)
         started = trio.current_time()
         core.metrics.snapshot_requests += 1
         try:
-            asks: list[tuple[str, tuple[str, ...]]] = []
-            reasons: list[str] = []
-            catalog = await self._validated_catalog()
-            for data_type, symbols in requests:
-                codes = _codes(symbols)
-                book = data_type == "orderbook"
-                if len(requests) == 1 and data_type not in PRIVATE_TYPES:
-                    # One request: the markets module's own error (UnknownMarketError when
-                    # only unlisted codes are wrong).
-                    check_subscription(
-                        data_type,
-                        list(codes),
-                        units=units if book else None,
-                        level=level if book else None,
-                        catalog=catalog,
-                    )
-                found = subscription_problems(
-                    data_type,
-                    list(codes),
-                    units=units if book else None,
-                    level=level if book else None,
-                    catalog=catalog,
-                )
-                if data_type in PRIVATE_TYPES:
-                    found.append(f"{data_type} has no snapshots: subscribe to it instead")
-                reasons.extend(reason for reason in found if reason not in reasons)
-                asks.append((data_type, codes))
-            if reasons:
-                raise InvalidSubscriptionError(reasons)
+            asks = [((data_type,), codes_of(symbols)) for data_type, symbols in requests]
+            raise_problems(
+                asks,
+                units=units,
+                level=level,
+                catalog=await self._validated_catalog(),
+                has_credentials=core.config.has_credentials,
+                snapshot=True,
+            )
             keys = [
                 key
-                for data_type, codes in asks
-                for key in self._snapshot_keys(data_type, codes, units, level)
+                for (data_type,), codes in asks
+                for key in snapshot_keys(data_type, codes, units, level)
             ]
             results = await core.snapshots.request(keys, timeout=timeout)
         except BaseException:
             core.metrics.snapshot_failures += 1
             raise
         core.metrics.snapshot_latency.observe(trio.current_time() - started)
-        return [{code: results[(data_type, code)] for code in codes} for data_type, codes in asks]
+        return [
+            {code: results[(data_type, code)] for code in codes} for (data_type,), codes in asks
+        ]
 
     # -- realtime ------------------------------------------------------------------------------
 
@@ -499,8 +307,8 @@ class Engine:
         same streams get no duplicate SNAPSHOT. Raises ``InvalidSubscriptionError`` (with every
         reason) before anything is sent if Upbit would refuse or silently ignore it.
         """
-        types, codes = _types(data_type), _codes(symbols)
-        units, level = _normal_units(units), _normal_level(level)
+        types, codes = types_of(data_type), codes_of(symbols)
+        units, level = normal_units(units), normal_level(level)
         metrics = self._core.metrics
         try:
             await self._validate(types, codes, units, level)
@@ -572,29 +380,7 @@ class Engine:
         when it can. Raises :class:`~engine.errors.SubscriptionFailedError` if it failed and
         ``InvalidSubscriptionError`` if it was unsubscribed.
         """
-        core = self._core
-        if timeout is None:
-            timeout = core.config.connect_timeout + core.config.snapshot_timeout
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-        with trio.move_on_after(timeout):
-            while True:
-                sub = core.registry.subscription(subscription_id)
-                if sub.state is SubscriptionState.FAILED:
-                    raise SubscriptionFailedError(subscription_id, sub.failure or "failed")
-                if not sub.is_live:
-                    raise InvalidSubscriptionError(
-                        [f"{subscription_id} is {sub.state.value}: it was unsubscribed"]
-                    )
-                if sub.state is SubscriptionState.ACTIVE and not self._awaits_snapshot(sub.id):
-                    return sub
-                if core.closed:
-                    raise EngineClosedError("the engine has shut down")
-                await core.changed.wait()
-        sub = core.registry.subscription(subscription_id)
-        raise SubscriptionTimeoutError(
-            subscription_id, timeout, self._pending_state(sub), self._connection_trouble(sub)
-        )
+        return await wait_active(self._core, subscription_id, timeout)
 
     async def wait_settled(
         self,
@@ -609,42 +395,14 @@ class Engine:
         + snapshot_timeout``; :class:`~engine.errors.NotSettledError` says what was still
         pending when it ran out.
         """
-        core = self._core
-        if timeout is None:
-            timeout = core.config.connect_timeout + core.config.snapshot_timeout
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-        with trio.move_on_after(timeout):
-            while core.registry.unsettled():
-                if core.closed:
-                    raise EngineClosedError("the engine has shut down")
-                await core.changed.wait()
-            return
-        raise NotSettledError(timeout, core.registry.unsettled())
-
-    def _awaits_snapshot(self, subscription_id: str) -> bool:
-        return any(route[2] == subscription_id for route in self._core.router.waiting)
-
-    def _pending_state(self, sub: Subscription) -> str:
-        if sub.state is SubscriptionState.ACTIVE:
-            return "active, waiting for its SNAPSHOT"
-        return sub.state.value
-
-    def _connection_trouble(self, sub: Subscription) -> str | None:
-        for name in sub.tickets:
-            runtime = self._core.tickets.get(name)
-            if runtime is None or runtime.state in _UP:
-                continue
-            if runtime.last_failure:
-                return f"{name} is {runtime.state.value}; last failure: {runtime.last_failure}"
-        return None
+        await wait_settled(self._core, timeout)
 
     async def modify_subscription(self, subscription_id: str, symbols: Sequence[str] | str) -> None:
         """Replace a subscription's symbols, keeping its types and options and its ticket.
 
         Symbols it keeps stream on without a new SNAPSHOT; new ones start with one.
         """
-        codes = _codes(symbols)
+        codes = codes_of(symbols)
         core = self._core
         try:
             sub = core.registry.subscription(subscription_id)
@@ -685,34 +443,12 @@ class Engine:
           them: they must be the subscription's symbols, and the subscription ends. Naming
           fewer raises (use ``release=`` to release some).
         """
-        if current_symbols is not None:
-            sub = self._core.registry.subscription(subscription_id)
-            named = set(_codes(current_symbols))
-            if named != set(sub.codes):
-                raise InvalidSubscriptionError(
-                    [
-                        f"current_symbols names the symbols {subscription_id} streams now "
-                        f"({', '.join(sub.codes)}) and ends it; got "
-                        f"{', '.join(sorted(named)) or 'none'}. To release only some "
-                        "symbols, pass release=[...]"
-                    ]
-                )
-        if release is not None:
-            released = set(_codes(release))
-            sub = self._core.registry.subscription(subscription_id)
-            unknown = sorted(released.difference(sub.codes))
-            if unknown:
-                raise InvalidSubscriptionError(
-                    [
-                        f"{subscription_id} does not stream {', '.join(unknown)}; "
-                        f"its symbols are {', '.join(sub.codes)}"
-                    ]
-                )
-            keep = tuple(code for code in sub.codes if code not in released)
-            if keep:
-                await self._call(lambda reply: Modify(subscription_id, keep, reply))
-                return
-        await self._call(lambda reply: Unsubscribe(subscription_id, "soft", reply))
+        sub = self._core.registry.subscription(subscription_id)
+        keep = codes_kept(sub, current_symbols=current_symbols, release=release)
+        if keep:
+            await self._call(lambda reply: Modify(subscription_id, keep, reply))
+        else:
+            await self._call(lambda reply: Unsubscribe(subscription_id, "soft", reply))
 
     async def hard_unsubscribe(self, subscription_id: str) -> None:
         """End a subscription by closing its ticket's connection and reopening it with what
@@ -776,23 +512,7 @@ class Engine:
         (planned and on the wire), as :class:`~engine.subscriptions.PoolUsage`. ``snapshot``:
         the snapshot pool's :class:`~engine.snapshots.SnapshotUsage` (tickets open, requests in
         flight, ...)."""
-        usage: dict[str, PoolUsage | SnapshotUsage] = dict(self._stream_pools())
-        usage["snapshot"] = self._core.snapshots.usage()
-        return usage
-
-    def _stream_pools(self) -> dict[str, PoolUsage]:
-        core = self._core
-        usage = core.registry.usage(trio.current_time())
-        pools: dict[str, PoolUsage] = {}
-        for pool, value in usage.items():
-            if pool == "snapshot":
-                continue
-            states: dict[str, int] = {}
-            for name in core.registry.tickets(pool):
-                state = core.tickets[name].state.value
-                states[state] = states.get(state, 0) + 1
-            pools[pool] = attrs.evolve(value, connection_states=MappingProxyType(states))
-        return pools
+        return ticket_usage(self._core)
 
     def detect_conflicts(self) -> list[Conflict]:
         """Findings: duplicate or overlapping subscriptions, streams split over tickets,
@@ -817,116 +537,16 @@ class Engine:
 
         Times are Trio clock seconds; each has a ``*_utc`` twin (``created_at_utc``...): the
         same moment as a wall-clock ``datetime`` in UTC, or ``None``."""
-        core = self._core
-        now = trio.current_time()
-        wall = time.time()
-
-        def utc(at: object) -> datetime | None:
-            if not isinstance(at, int | float):
-                return None
-            return datetime.fromtimestamp(wall - (now - at), UTC)
-
-        view = core.registry.registry_view(now, stall_after=core.config.stall_timeout)
-        for name, entry in view.items():
-            runtime = core.tickets.get(name)
-            if runtime is not None:
-                entry.update(
-                    state=runtime.state.value,
-                    state_since=runtime.since,
-                    reconnects=runtime.reconnects,
-                    last_failure=runtime.last_failure,
-                    last_failure_at=runtime.last_failure_at,
-                )
-                failing = runtime.lost_at is not None and runtime.state not in _UP
-                if failing and entry["status"] == "inactive" and entry["subscriptions"]:
-                    # The ticket's own news is synchronous; the registry hears of a failed
-                    # connect a moment later. Never show a failing ticket as merely inactive.
-                    entry.update(status="error", error=runtime.last_failure)
-            for field in ("created_at", "last_message", "state_since", "last_failure_at"):
-                if field in entry:
-                    entry[f"{field}_utc"] = utc(entry[field])
-        return view
+        return registry_view(self._core)
 
     def metrics(self) -> EngineMetrics:
         """A frozen statistics snapshot (see :class:`~engine.metrics.EngineMetrics`)."""
-        core = self._core
-        recorder = core.metrics
-        routing = core.router.statistics()
-        states: dict[str, int] = {}
-        for sub in core.registry.subscriptions():
-            states[sub.state.value] = states.get(sub.state.value, 0) + 1
-        subscribers = {
-            sub_id: SubscriberMetrics(
-                subscription_id=sub_id,
-                routed=stats.routed,
-                delivered=stats.buffer.delivered,
-                buffered=stats.buffer.buffered,
-                conflated=stats.buffer.conflated,
-                dropped=stats.buffer.dropped,
-                duplicates_skipped=stats.buffer.duplicates_skipped,
-            )
-            for sub_id, stats in routing.subscribers.items()
-        }
-        now = trio.current_time()
-        return EngineMetrics(
-            at=now,
-            ticket_usage=MappingProxyType(self._stream_pools()),
-            snapshot_usage=core.snapshots.usage(),
-            subscriptions=MappingProxyType(states),
-            subscriptions_succeeded=recorder.subscriptions_succeeded,
-            subscriptions_failed=recorder.subscriptions_failed,
-            subscriptions_cancelled=recorder.subscriptions_cancelled,
-            subscriptions_broken=recorder.subscriptions_broken,
-            connects=recorder.connects,
-            reconnects=recorder.reconnects,
-            connection_losses=recorder.connection_losses,
-            restarts=recorder.restarts,
-            gaps=recorder.gaps,
-            requests_sent=recorder.requests_sent,
-            parking_requests=recorder.parking_requests,
-            messages_received=MappingProxyType(dict(recorder.received)),
-            unrouted=sum(t.unrouted for t in routing.tickets.values()),
-            snapshot_requests=recorder.snapshot_requests,
-            snapshot_failures=recorder.snapshot_failures,
-            snapshot_latency=recorder.snapshot_latency.summary(),
-            connect_latency=recorder.connect_latency.summary(),
-            resubscribe_latency=recorder.resubscribe_latency.summary(),
-            subscribers=MappingProxyType(subscribers),
-            tickets=MappingProxyType(
-                {name: runtime.metrics(now) for name, runtime in core.tickets.items()}
-            ),
-            requests_rejected=recorder.requests_rejected,
-            tickets_failed=recorder.tickets_failed,
-            undecodable_frames=MappingProxyType(dict(recorder.frames.undecodable)),
-            unknown_types=MappingProxyType(dict(recorder.frames.unknown_types)),
-            field_drift=MappingProxyType(dict(recorder.frames.drifted_fields)),
-            snapshots_missing=recorder.snapshots_missing,
-            orderbook_rows_mismatch=MappingProxyType(
-                {
-                    "trimmed": sum(t.books_trimmed for t in routing.tickets.values()),
-                    "short": sum(t.books_short for t in routing.tickets.values()),
-                }
-            ),
-        )
+        return engine_metrics(self._core)
 
     def debug_tree(self) -> EngineTree:
         """The supervision tree (states, generations, restarts, mailboxes) with each ticket's
         registry status, connection state and routing counters."""
-        core = self._core
-        now = trio.current_time()
-        routing = core.router.statistics().tickets
-        tickets: Mapping[str, TicketNode] = MappingProxyType(
-            {
-                name: TicketNode(
-                    core.registry.ticket_status(name),
-                    routing.get(name),
-                    runtime.metrics(now) if (runtime := core.tickets.get(name)) else None,
-                )
-                for name in core.registry.tickets()
-                if not name.startswith("snapshot-")
-            }
-        )
-        return EngineTree(self._root.tree(), tickets)
+        return debug_tree(self._core, self._root)
 
 
 @asynccontextmanager

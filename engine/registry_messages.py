@@ -26,6 +26,7 @@ __all__ = (
     "Modify",
     "NoteFrames",
     "Optimize",
+    "OptimizeOutcome",
     "ProbePassed",
     "RegistryCommand",
     "Relaunch",
@@ -285,3 +286,20 @@ RegistryCommand = (
 
 #: Commands a facade call waits for: skipped when their caller gave up before their turn.
 USER_CALLS = (Subscribe, Modify, Unsubscribe, Optimize, Cleanup)
+
+
+@attrs.frozen
+class OptimizeOutcome:
+    """What ``optimize_subscriptions`` did, with the realtime pool's efficiency around it."""
+
+    reports: tuple[OptimizeReport, ...]
+    #: Connected tickets that carried nothing (parked or idle) and were closed.
+    closed: tuple[str, ...]
+    #: Planned ticket efficiency of the realtime pool before and after.
+    efficiency_before: float
+    efficiency_after: float
+
+    @property
+    def moved(self) -> int:
+        """Streams that changed ticket."""
+        return sum(report.moved for report in self.reports)
