@@ -6,7 +6,9 @@ snapshot latency, the registry actor counts connections, restarts, gaps and real
 latency, the ticket pumps count received messages per type. ``Engine.metrics()`` freezes the
 recorder together with the registry's pool usage and the router's per-subscriber counters into
 one :class:`EngineMetrics`, which :meth:`EngineMetrics.to_prometheus` renders in the Prometheus
-text exposition format (version 0.0.4).
+text exposition format (version 0.0.4). The exposition is the table ``_FAMILIES``: one row per
+metric family (name, kind, HELP text, how to read its samples), in output order; adding a metric
+is adding a row.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 import enum
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Literal, TypeVar
 
 import attrs
 
@@ -260,169 +263,267 @@ class EngineMetrics:
         return 1.0 if calls == 0 else self.subscriptions_succeeded / calls
 
     def to_prometheus(self, prefix: str = "upbit_engine") -> str:
-        """The metrics in the Prometheus text exposition format."""
-        out = _Exposition(prefix)
-        out.counter(
-            "subscriptions_succeeded_total",
-            "Accepted subscribe/modify calls.",
-            self.subscriptions_succeeded,
-        )
-        out.counter(
-            "subscriptions_failed_total",
-            "Rejected subscribe/modify calls.",
-            self.subscriptions_failed,
-        )
-        out.counter(
-            "subscriptions_cancelled_total",
-            "Subscribe/modify calls cancelled by their caller (no effect).",
-            self.subscriptions_cancelled,
-        )
-        out.counter(
-            "subscriptions_broken_total",
-            "Subscriptions failed after acceptance.",
-            self.subscriptions_broken,
-        )
-        out.gauge_family(
-            "subscriptions",
-            "Live subscriptions by state.",
-            [({"state": state}, count) for state, count in sorted(self.subscriptions.items())],
-        )
-        out.counter("connects_total", "WebSocket connections opened by tickets.", self.connects)
-        out.counter("reconnects_total", "Connections replacing an earlier one.", self.reconnects)
-        out.counter(
-            "connection_losses_total", "Connections that ended abnormally.", self.connection_losses
-        )
-        out.counter("ticket_restarts_total", "Ticket actor restarts.", self.restarts)
-        out.counter(
-            "requests_rejected_total",
-            "Error frames traced to the request that caused them.",
-            self.requests_rejected,
-        )
-        out.counter(
-            "tickets_failed_total", "Tickets that gave up reconnecting.", self.tickets_failed
-        )
-        out.counter("gaps_total", "Outages that interrupted subscribers.", self.gaps)
-        out.counter("requests_sent_total", "Requests sent on realtime tickets.", self.requests_sent)
-        out.counter(
-            "parking_requests_total", "Soft-unsubscribe parking requests.", self.parking_requests
-        )
-        out.counter_family(
-            "messages_received_total",
-            "Frames received, by type.",
-            [({"type": kind}, count) for kind, count in sorted(self.messages_received.items())],
-        )
-        out.counter("unrouted_total", "Frames with no subscriber.", self.unrouted)
-        out.counter_family(
-            "frames_undecodable_total",
-            "Frames skipped because they could not be decoded, by reason.",
-            [({"reason": reason}, n) for reason, n in sorted(self.undecodable_frames.items())],
-        )
-        out.counter_family(
-            "frames_unknown_type_total",
-            "Data frames of types the engine does not model, by type.",
-            [({"type": kind}, n) for kind, n in sorted(self.unknown_types.items())],
-        )
-        out.counter_family(
-            "field_drift_total",
-            "Fields left None because a frame lacked them, sent null or unreadable values.",
-            [
-                ({"type": kind, "field": field}, n)
-                for (kind, field), n in sorted(self.field_drift.items())
-            ],
-        )
-        out.counter(
-            "snapshots_missing_total",
-            "SNAPSHOT waits that ran out (REALTIME delivered without one).",
-            self.snapshots_missing,
-        )
-        out.counter_family(
-            "orderbook_rows_mismatch_total",
-            "Orderbook deliveries with more (trimmed) or fewer (short) rows than asked.",
-            [({"kind": kind}, n) for kind, n in sorted(self.orderbook_rows_mismatch.items())],
-        )
-        out.counter("snapshot_requests_total", "Snapshot calls.", self.snapshot_requests)
-        out.counter("snapshot_failures_total", "Failed snapshot calls.", self.snapshot_failures)
-        out.gauge_family(
-            "snapshot_tickets_open",
-            "Open snapshot tickets.",
-            [({}, self.snapshot_usage.tickets_open)],
-        )
-        out.counter(
-            "snapshot_wire_requests_total",
-            "Snapshot-only requests sent.",
-            self.snapshot_usage.requests_sent,
-        )
-        for name, summary, text in (
-            ("snapshot_latency_seconds", self.snapshot_latency, "Snapshot call latency."),
-            ("connect_latency_seconds", self.connect_latency, "Subscribe to first message."),
-            (
-                "resubscribe_latency_seconds",
-                self.resubscribe_latency,
-                "Connection loss to first message after replay.",
-            ),
-        ):
-            out.summary(name, text, summary)
-        pools = sorted(self.ticket_usage.items())
-        gauges: list[tuple[str, str, Callable[[PoolUsage], float]]] = [
-            ("tickets_open", "Open tickets per pool.", lambda u: u.open),
-            ("tickets_parked", "Parked tickets per pool.", lambda u: u.parked),
-            ("tickets_waiting", "Tickets waiting for a connection.", lambda u: u.waiting),
-            ("streams", "Distinct streams wanted per pool.", lambda u: u.streams),
-            (
-                "ticket_efficiency",
-                "Planned ticket efficiency per pool.",
-                lambda u: u.efficiency.ticket,
-            ),
-            (
-                "wire_ticket_efficiency",
-                "Ticket efficiency of what was sent, per pool.",
-                lambda u: u.wire_efficiency.ticket,
-            ),
-        ]
-        for metric, text, value_of in gauges:
-            out.gauge_family(metric, text, [({"pool": pool}, value_of(u)) for pool, u in pools])
-        tickets = sorted(self.tickets.items())
-        out.gauge_family(
-            "ticket_state",
-            "Connection state per ticket (1 for the current state).",
-            [
-                ({"ticket": name, "state": state.value}, int(state is info.state))
-                for name, info in tickets
-                for state in ConnectionState
-            ],
-        )
-        out.gauge_family(
-            "ticket_time_in_state_seconds",
-            "Seconds each ticket has been in its current state.",
-            [({"ticket": name}, info.time_in_state) for name, info in tickets],
-        )
-        out.counter_family(
-            "ticket_reconnects_total",
-            "Connections replacing an earlier one, per ticket.",
-            [({"ticket": name}, info.reconnects) for name, info in tickets],
-        )
-        out.counter_family(
-            "ticket_failures_total",
-            "Connections or attempts that ended abnormally, per ticket.",
-            [({"ticket": name}, info.failures) for name, info in tickets],
-        )
-        subs = sorted(self.subscribers.items())
-        out.counter_family(
-            "subscriber_conflated_total",
-            "Values conflated per subscription.",
-            [({"subscription": sub}, s.conflated) for sub, s in subs],
-        )
-        out.counter_family(
-            "subscriber_dropped_total",
-            "Items dropped per subscription.",
-            [({"subscription": sub}, s.dropped) for sub, s in subs],
-        )
-        out.gauge_family(
-            "subscriber_buffered",
-            "Items waiting per subscription.",
-            [({"subscription": sub}, s.buffered) for sub, s in subs],
-        )
-        return out.text()
+        """The metrics in the Prometheus text exposition format (one family per row of
+        ``_FAMILIES``, in table order)."""
+        lines: list[str] = []
+        for family in _FAMILIES:
+            full = f"{prefix}_{family.name}"
+            lines.append(f"# HELP {full} {family.text}")
+            lines.append(f"# TYPE {full} {family.kind}")
+            lines.extend(
+                f"{full}{suffix}{_label_text(labels)} {_number(value)}"
+                for suffix, labels, value in family.read(self)
+            )
+        return "\n".join(lines) + "\n"
+
+
+# -- Prometheus exposition: a table of families and the readers that fill them -------------------
+
+#: One exposition line: a suffix of the family's name (``_count``, ``_sum`` or ``""``), the
+#: labels in their output order, and the value.
+_Sample = tuple[str, Mapping[str, str], float]
+#: Reads a family's samples, in output order, from one snapshot.
+_Read = Callable[[EngineMetrics], Iterable[_Sample]]
+_T = TypeVar("_T")
+
+
+@attrs.frozen
+class _Family:
+    """One metric family of the exposition: a row of ``_FAMILIES``."""
+
+    #: The name after the prefix (``connects_total`` is ``upbit_engine_connects_total``).
+    name: str
+    kind: Literal["counter", "gauge", "summary"]
+    #: The HELP text.
+    text: str
+    read: _Read
+
+
+def _counter(name: str, text: str, read: _Read) -> _Family:
+    return _Family(name, "counter", text, read)
+
+
+def _gauge(name: str, text: str, read: _Read) -> _Family:
+    return _Family(name, "gauge", text, read)
+
+
+def _summary(name: str, text: str, get: Callable[[EngineMetrics], LatencySummary]) -> _Family:
+    """A summary family without quantiles: ``_count`` and ``_sum`` lines."""
+
+    def read(metrics: EngineMetrics) -> list[_Sample]:
+        summary = get(metrics)
+        return [("_count", {}, summary.count), ("_sum", {}, summary.total)]
+
+    return _Family(name, "summary", text, read)
+
+
+def _one(get: Callable[[EngineMetrics], float]) -> _Read:
+    """A single unlabelled sample."""
+    return lambda metrics: [("", {}, get(metrics))]
+
+
+def _each(
+    label: str, get: Callable[[EngineMetrics], Mapping[str, _T]], value: Callable[[_T], float]
+) -> _Read:
+    """One sample per key of a mapping (sorted), labelled ``label="key"``."""
+
+    def read(metrics: EngineMetrics) -> list[_Sample]:
+        items = get(metrics)
+        return [("", {label: key}, value(items[key])) for key in sorted(items)]
+
+    return read
+
+
+def _by(label: str, get: Callable[[EngineMetrics], Mapping[str, int]]) -> _Read:
+    """One sample per key of a count mapping (sorted), labelled ``label="key"``."""
+    return _each(label, get, lambda count: count)
+
+
+def _per_pool(value: Callable[[PoolUsage], float]) -> _Read:
+    return _each("pool", lambda metrics: metrics.ticket_usage, value)
+
+
+def _per_ticket(value: Callable[[TicketMetrics], float]) -> _Read:
+    return _each("ticket", lambda metrics: metrics.tickets, value)
+
+
+def _per_subscriber(value: Callable[[SubscriberMetrics], float]) -> _Read:
+    return _each("subscription", lambda metrics: metrics.subscribers, value)
+
+
+def _field_drift(metrics: EngineMetrics) -> list[_Sample]:
+    drift = metrics.field_drift
+    return [
+        ("", {"type": kind, "field": field}, drift[kind, field]) for kind, field in sorted(drift)
+    ]
+
+
+def _ticket_states(metrics: EngineMetrics) -> list[_Sample]:
+    """Every state of every ticket: 1 for the ticket's current state, 0 for the others."""
+    tickets = metrics.tickets
+    return [
+        ("", {"ticket": name, "state": state.value}, int(state is tickets[name].state))
+        for name in sorted(tickets)
+        for state in ConnectionState
+    ]
+
+
+#: The exposition, one row per family, in output order. ``EngineMetrics.at`` is not exported.
+_FAMILIES: tuple[_Family, ...] = (
+    _counter(
+        "subscriptions_succeeded_total",
+        "Accepted subscribe/modify calls.",
+        _one(lambda m: m.subscriptions_succeeded),
+    ),
+    _counter(
+        "subscriptions_failed_total",
+        "Rejected subscribe/modify calls.",
+        _one(lambda m: m.subscriptions_failed),
+    ),
+    _counter(
+        "subscriptions_cancelled_total",
+        "Subscribe/modify calls cancelled by their caller (no effect).",
+        _one(lambda m: m.subscriptions_cancelled),
+    ),
+    _counter(
+        "subscriptions_broken_total",
+        "Subscriptions failed after acceptance.",
+        _one(lambda m: m.subscriptions_broken),
+    ),
+    _gauge(
+        "subscriptions", "Live subscriptions by state.", _by("state", lambda m: m.subscriptions)
+    ),
+    _counter(
+        "connects_total", "WebSocket connections opened by tickets.", _one(lambda m: m.connects)
+    ),
+    _counter(
+        "reconnects_total", "Connections replacing an earlier one.", _one(lambda m: m.reconnects)
+    ),
+    _counter(
+        "connection_losses_total",
+        "Connections that ended abnormally.",
+        _one(lambda m: m.connection_losses),
+    ),
+    _counter("ticket_restarts_total", "Ticket actor restarts.", _one(lambda m: m.restarts)),
+    _counter(
+        "requests_rejected_total",
+        "Error frames traced to the request that caused them.",
+        _one(lambda m: m.requests_rejected),
+    ),
+    _counter(
+        "tickets_failed_total",
+        "Tickets that gave up reconnecting.",
+        _one(lambda m: m.tickets_failed),
+    ),
+    _counter("gaps_total", "Outages that interrupted subscribers.", _one(lambda m: m.gaps)),
+    _counter(
+        "requests_sent_total", "Requests sent on realtime tickets.", _one(lambda m: m.requests_sent)
+    ),
+    _counter(
+        "parking_requests_total",
+        "Soft-unsubscribe parking requests.",
+        _one(lambda m: m.parking_requests),
+    ),
+    _counter(
+        "messages_received_total",
+        "Frames received, by type.",
+        _by("type", lambda m: m.messages_received),
+    ),
+    _counter("unrouted_total", "Frames with no subscriber.", _one(lambda m: m.unrouted)),
+    _counter(
+        "frames_undecodable_total",
+        "Frames skipped because they could not be decoded, by reason.",
+        _by("reason", lambda m: m.undecodable_frames),
+    ),
+    _counter(
+        "frames_unknown_type_total",
+        "Data frames of types the engine does not model, by type.",
+        _by("type", lambda m: m.unknown_types),
+    ),
+    _counter(
+        "field_drift_total",
+        "Fields left None because a frame lacked them, sent null or unreadable values.",
+        _field_drift,
+    ),
+    _counter(
+        "snapshots_missing_total",
+        "SNAPSHOT waits that ran out (REALTIME delivered without one).",
+        _one(lambda m: m.snapshots_missing),
+    ),
+    _counter(
+        "orderbook_rows_mismatch_total",
+        "Orderbook deliveries with more (trimmed) or fewer (short) rows than asked.",
+        _by("kind", lambda m: m.orderbook_rows_mismatch),
+    ),
+    _counter("snapshot_requests_total", "Snapshot calls.", _one(lambda m: m.snapshot_requests)),
+    _counter(
+        "snapshot_failures_total", "Failed snapshot calls.", _one(lambda m: m.snapshot_failures)
+    ),
+    _gauge(
+        "snapshot_tickets_open",
+        "Open snapshot tickets.",
+        _one(lambda m: m.snapshot_usage.tickets_open),
+    ),
+    _counter(
+        "snapshot_wire_requests_total",
+        "Snapshot-only requests sent.",
+        _one(lambda m: m.snapshot_usage.requests_sent),
+    ),
+    _summary("snapshot_latency_seconds", "Snapshot call latency.", lambda m: m.snapshot_latency),
+    _summary("connect_latency_seconds", "Subscribe to first message.", lambda m: m.connect_latency),
+    _summary(
+        "resubscribe_latency_seconds",
+        "Connection loss to first message after replay.",
+        lambda m: m.resubscribe_latency,
+    ),
+    _gauge("tickets_open", "Open tickets per pool.", _per_pool(lambda u: u.open)),
+    _gauge("tickets_parked", "Parked tickets per pool.", _per_pool(lambda u: u.parked)),
+    _gauge("tickets_waiting", "Tickets waiting for a connection.", _per_pool(lambda u: u.waiting)),
+    _gauge("streams", "Distinct streams wanted per pool.", _per_pool(lambda u: u.streams)),
+    _gauge(
+        "ticket_efficiency",
+        "Planned ticket efficiency per pool.",
+        _per_pool(lambda u: u.efficiency.ticket),
+    ),
+    _gauge(
+        "wire_ticket_efficiency",
+        "Ticket efficiency of what was sent, per pool.",
+        _per_pool(lambda u: u.wire_efficiency.ticket),
+    ),
+    _gauge(
+        "ticket_state", "Connection state per ticket (1 for the current state).", _ticket_states
+    ),
+    _gauge(
+        "ticket_time_in_state_seconds",
+        "Seconds each ticket has been in its current state.",
+        _per_ticket(lambda t: t.time_in_state),
+    ),
+    _counter(
+        "ticket_reconnects_total",
+        "Connections replacing an earlier one, per ticket.",
+        _per_ticket(lambda t: t.reconnects),
+    ),
+    _counter(
+        "ticket_failures_total",
+        "Connections or attempts that ended abnormally, per ticket.",
+        _per_ticket(lambda t: t.failures),
+    ),
+    _counter(
+        "subscriber_conflated_total",
+        "Values conflated per subscription.",
+        _per_subscriber(lambda s: s.conflated),
+    ),
+    _counter(
+        "subscriber_dropped_total",
+        "Items dropped per subscription.",
+        _per_subscriber(lambda s: s.dropped),
+    ),
+    _gauge(
+        "subscriber_buffered",
+        "Items waiting per subscription.",
+        _per_subscriber(lambda s: s.buffered),
+    ),
+)
 
 
 def _label_text(labels: Mapping[str, str]) -> str:
@@ -445,38 +546,3 @@ def _number(value: float) -> str:
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
     return repr(float(value))
-
-
-class _Exposition:
-    def __init__(self, prefix: str) -> None:
-        self._prefix = prefix
-        self._lines: list[str] = []
-
-    def _family(self, name: str, kind: str, text: str) -> str:
-        full = f"{self._prefix}_{name}"
-        self._lines.append(f"# HELP {full} {text}")
-        self._lines.append(f"# TYPE {full} {kind}")
-        return full
-
-    def counter(self, name: str, text: str, value: float) -> None:
-        self.counter_family(name, text, [({}, value)])
-
-    def counter_family(
-        self, name: str, text: str, samples: list[tuple[dict[str, str], float]]
-    ) -> None:
-        full = self._family(name, "counter", text)
-        self._lines.extend(f"{full}{_label_text(labels)} {_number(v)}" for labels, v in samples)
-
-    def gauge_family(
-        self, name: str, text: str, samples: list[tuple[dict[str, str], float]]
-    ) -> None:
-        full = self._family(name, "gauge", text)
-        self._lines.extend(f"{full}{_label_text(labels)} {_number(v)}" for labels, v in samples)
-
-    def summary(self, name: str, text: str, summary: LatencySummary) -> None:
-        full = self._family(name, "summary", text)
-        self._lines.append(f"{full}_count {summary.count}")
-        self._lines.append(f"{full}_sum {_number(summary.total)}")
-
-    def text(self) -> str:
-        return "\n".join(self._lines) + "\n"
