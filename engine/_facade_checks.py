@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from engine._market_catalog import MarketCatalog
 from engine._market_validation import check_subscription, subscription_problems
 from engine._plan_keys import PRIVATE_TYPES
 from engine.errors import InvalidSubscriptionError
-from engine.markets import MarketCatalog
 from engine.planner import StreamKey
 from engine.subscriptions import Subscription
 
