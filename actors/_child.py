@@ -1,4 +1,5 @@
-"""The runtime's bookkeeping for one child and one incarnation, and the task that runs it."""
+"""The runtime's bookkeeping for one child and one incarnation, the task that runs it, and how a
+supervisor starts and stops one incarnation."""
 
 from __future__ import annotations
 
@@ -9,18 +10,30 @@ import attrs
 import trio
 
 from actors._tree_shared import TreeShared
-from actors.actor import Shutdown
-from actors.errors import NeverReadyError
+from actors._util import format_path
+from actors.actor import ActorContext, Shutdown
+from actors.errors import NeverReadyError, StartTimeoutError
 from actors.events import Exited, Started
 from actors.intensity import Backoff
+from actors.mailbox import Mailbox
 from actors.strategy import ExitKind, ExitReason
 from actors.tree import NodeState
 
 if TYPE_CHECKING:
-    from actors.actor import ActorContext
     from actors.spec import ChildSpec
 
-__all__ = ("Child", "Incarnation", "TreeShared", "run_incarnation")
+__all__ = (
+    "RUNNING_STATES",
+    "Child",
+    "Incarnation",
+    "TreeShared",
+    "run_incarnation",
+    "start_incarnation",
+    "stop_child",
+)
+
+RUNNING_STATES = (NodeState.STARTING, NodeState.RUNNING, NodeState.STOPPING)
+"""The states of a child whose incarnation may still be running (and must be stopped)."""
 
 
 @attrs.define(eq=False)
@@ -162,3 +175,64 @@ async def run_incarnation(
         incarnation.done.set()
         if incarnation.ready:
             incarnation.on_exit(incarnation)
+
+
+async def start_incarnation(
+    child: Child,
+    nursery: trio.Nursery,
+    tree: TreeShared,
+    *,
+    restart: bool,
+    on_ready: Callable[[Incarnation], None],
+    on_exit: Callable[[Incarnation], None],
+) -> BaseException | None:
+    """Start one incarnation of ``child`` in ``nursery``; return ``None`` once it is ready, or why
+    it failed (its spec's ``start_timeout`` included)."""
+    spec = child.spec
+    generation = tree.next_generation(child.path)
+    mailbox: Mailbox[Any] = Mailbox._create(spec.mailbox_size, child.path, generation)
+    context: ActorContext[Any] = ActorContext._create(mailbox, tree)
+    incarnation = Incarnation(spec, context, restart, on_ready, on_exit)
+    child.incarnation = incarnation
+    child.state = NodeState.STARTING
+    error: BaseException | None = None
+    with trio.move_on_after(spec.start_timeout):
+        try:
+            await nursery.start(run_incarnation, incarnation, name=format_path(child.path))
+        except Exception as exc:
+            error = exc
+    if incarnation.ready:
+        return None  # ready, even if the timeout fired just as it reported so
+    if error is None:
+        error = StartTimeoutError(
+            f"{format_path(child.path)} did not call task_status.started() within "
+            f"{spec.start_timeout} s; raise the spec's start_timeout or fix the start-up"
+        )
+    reason = ExitReason(ExitKind.ERROR, error, detail="failed to start")
+    incarnation.reason = reason
+    child.last_exit = reason
+    tree.bus.publish(Exited(child.path, generation, trio.current_time(), reason, False))
+    return error
+
+
+async def stop_child(child: Child) -> None:
+    """Stop request, then ``shutdown`` seconds of grace, then cancellation; wait for the end."""
+    incarnation = child.incarnation
+    if incarnation is None:
+        return
+    incarnation.expected = True
+    if not incarnation.done.is_set():
+        child.state = NodeState.STOPPING
+        incarnation.context._request_stop()
+        grace = child.spec.shutdown
+        if grace > 0:
+            with trio.move_on_after(grace):
+                await incarnation.done.wait()
+        if not incarnation.done.is_set():
+            incarnation.scope.cancel(
+                reason=f"{format_path(child.path)} outlived its {grace} s shutdown grace"
+            )
+            await incarnation.done.wait()
+    if incarnation.reason is not None:
+        child.last_exit = incarnation.reason
+    child.state = NodeState.STOPPED

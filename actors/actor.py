@@ -50,7 +50,7 @@ class ActorContext(Generic[M], metaclass=NoPublicConstructor):
         self._stop = trio.Event()
         self._stop_callbacks: list[Callable[[], None]] = []
         self._tree = tree
-        # The Supervisor this actor runs, if it is one (set by actors.supervisor; typed loosely
+        # The Supervisor this actor runs, if it is one (set by actors._supervisor; typed loosely
         # so this module need not import the supervisor, which imports it).
         self._nested: Any = None
 
