@@ -47,13 +47,25 @@ def find_conflicts(
 ) -> list[Conflict]:
     """Every finding, in a stable order: mode mixes, duplicates, overlaps, split streams and
     codes, then missing snapshots (only when ``now`` is given)."""
-    found: list[Conflict] = []
+    duplicates = _duplicate_groups(live)
+    found = _mode_mixes(live, statuses)
+    found += [_duplicate(ids) for ids in duplicates]
+    found += _overlaps(live, duplicates)
+    found += _splits(statuses)
+    if now is not None:
+        found += _missing_snapshots(statuses, now=now, snapshot_timeout=snapshot_timeout)
+    return found
+
+
+def _mode_mixes(live: Sequence[Subscription], statuses: Sequence[TicketStatus]) -> list[Conflict]:
+    """Tickets that would carry snapshot-only streams with streams of another pool."""
     # Pools keep snapshot-only and realtime streams on different connections; a subscription
     # placed on a ticket of another pool would break that.
     by_ticket_kind: dict[str, set[SubscriptionKind]] = {}
     for sub in live:
         for ticket in sub.tickets:
             by_ticket_kind.setdefault(ticket, set()).add(sub.kind)
+    found: list[Conflict] = []
     for status in statuses:
         kinds = by_ticket_kind.get(status.ticket, set()) | {status.mode}
         if SubscriptionKind.SNAPSHOT in kinds and len(kinds) > 1:
@@ -67,26 +79,37 @@ def find_conflicts(
                     tickets=(status.ticket,),
                 )
             )
+    return found
 
+
+def _duplicate_groups(live: Sequence[Subscription]) -> list[tuple[str, ...]]:
+    """Ids of subscriptions with the same signature (each group in ``live`` order), groups
+    ordered by their ids' serial numbers."""
     groups: dict[Hashable, list[str]] = {}
     for sub in live:
         groups.setdefault(_sub_signature(sub), []).append(sub.id)
     duplicates = {tuple(ids) for ids in groups.values() if len(ids) > 1}
-    for ids in sorted(duplicates, key=lambda ids: [int(i.rpartition("-")[2]) for i in ids]):
-        found.append(
-            Conflict(
-                kind=ConflictKind.DUPLICATE,
-                message=(
-                    f"subscriptions {', '.join(ids)} ask for the same streams (Upbit sends "
-                    "them once, yet each buffers every message); keep one and unsubscribe the "
-                    "others. A subscription has one reader: if several tasks need its "
-                    "messages, read it in one task and pass them on (a trio memory channel "
-                    "per consumer)"
-                ),
-                subscriptions=ids,
-            )
-        )
+    return sorted(duplicates, key=lambda ids: [int(i.rpartition("-")[2]) for i in ids])
 
+
+def _duplicate(ids: tuple[str, ...]) -> Conflict:
+    return Conflict(
+        kind=ConflictKind.DUPLICATE,
+        message=(
+            f"subscriptions {', '.join(ids)} ask for the same streams (Upbit sends "
+            "them once, yet each buffers every message); keep one and unsubscribe the "
+            "others. A subscription has one reader: if several tasks need its "
+            "messages, read it in one task and pass them on (a trio memory channel "
+            "per consumer)"
+        ),
+        subscriptions=ids,
+    )
+
+
+def _overlaps(
+    live: Sequence[Subscription], duplicates: Sequence[tuple[str, ...]]
+) -> list[Conflict]:
+    """Pairs of subscriptions (duplicates aside) sharing streams of one pool."""
     duplicate_pairs = {frozenset(pair) for ids in duplicates for pair in _pairs(ids)}
     holders: dict[tuple[SubscriptionKind, StreamKey], list[Subscription]] = {}
     for sub in live:
@@ -97,80 +120,97 @@ def find_conflicts(
         for first, second in _pairs([sub.id for sub in subs]):
             if frozenset((first, second)) not in duplicate_pairs:
                 shared.setdefault((first, second), []).append(key)
-    for (first, second), keys in shared.items():
-        found.append(
-            Conflict(
-                kind=ConflictKind.OVERLAP,
-                message=(
-                    f"{first} and {second} share {len(keys)} stream(s); each is carried once and "
-                    "delivered to both"
-                ),
-                subscriptions=(first, second),
-                keys=tuple(keys),
-            )
+    return [
+        Conflict(
+            kind=ConflictKind.OVERLAP,
+            message=(
+                f"{first} and {second} share {len(keys)} stream(s); each is carried once and "
+                "delivered to both"
+            ),
+            subscriptions=(first, second),
+            keys=tuple(keys),
         )
-
-    for mode in SubscriptionKind:
-        pool = [status for status in statuses if status.mode is mode]
-        places: dict[StreamKey, list[str]] = {}
-        code_places: dict[str, list[str]] = {}
-        for status in pool:
-            for key in status.desired:
-                places.setdefault(key, []).append(status.ticket)
-            for code in distinct_codes(status.desired):
-                code_places.setdefault(code, []).append(status.ticket)
-        for key, tickets in places.items():
-            if len(tickets) > 1:
-                found.append(
-                    Conflict(
-                        kind=ConflictKind.SPLIT_STREAM,
-                        message=(
-                            f"{key} is wanted on {', '.join(tickets)}, so its messages would "
-                            "arrive twice (engine bug: please report)"
-                        ),
-                        tickets=tuple(tickets),
-                        keys=(key,),
-                    )
-                )
-        for code, tickets in code_places.items():
-            if len(tickets) > 1:
-                found.append(
-                    Conflict(
-                        kind=ConflictKind.SPLIT_CODE,
-                        message=(
-                            f"{code or 'the private stream'} is split over {', '.join(tickets)}; "
-                            "optimize_subscriptions() merges it back"
-                        ),
-                        tickets=tuple(tickets),
-                    )
-                )
-
-    if now is not None:
-        for status in statuses:
-            late = tuple(
-                key
-                for key, sent_at in status.awaiting_snapshot
-                if now - sent_at >= snapshot_timeout
-            )
-            if late:
-                names = ", ".join(str(key) for key in late)
-                found.append(
-                    Conflict(
-                        kind=ConflictKind.MISSING_SNAPSHOT,
-                        message=(
-                            f"no SNAPSHOT within {snapshot_timeout:g} s on {status.ticket} for "
-                            f"{names}; check the codes are listed, upper case and trading, and "
-                            "the orderbook level is supported"
-                        ),
-                        tickets=(status.ticket,),
-                        keys=late,
-                    )
-                )
-    return found
+        for (first, second), keys in shared.items()
+    ]
 
 
 def _pairs(ids: Sequence[str]) -> list[tuple[str, str]]:
     return [(ids[i], ids[j]) for i in range(len(ids)) for j in range(i + 1, len(ids))]
+
+
+def _splits(statuses: Sequence[TicketStatus]) -> list[Conflict]:
+    """Pool by pool, streams and then codes placed on more than one ticket."""
+    found: list[Conflict] = []
+    for mode in SubscriptionKind:
+        pool = [status for status in statuses if status.mode is mode]
+        found += _split_streams(pool)
+        found += _split_codes(pool)
+    return found
+
+
+def _split_streams(pool: Sequence[TicketStatus]) -> list[Conflict]:
+    places: dict[StreamKey, list[str]] = {}
+    for status in pool:
+        for key in status.desired:
+            places.setdefault(key, []).append(status.ticket)
+    return [
+        Conflict(
+            kind=ConflictKind.SPLIT_STREAM,
+            message=(
+                f"{key} is wanted on {', '.join(tickets)}, so its messages would "
+                "arrive twice (engine bug: please report)"
+            ),
+            tickets=tuple(tickets),
+            keys=(key,),
+        )
+        for key, tickets in places.items()
+        if len(tickets) > 1
+    ]
+
+
+def _split_codes(pool: Sequence[TicketStatus]) -> list[Conflict]:
+    code_places: dict[str, list[str]] = {}
+    for status in pool:
+        for code in distinct_codes(status.desired):
+            code_places.setdefault(code, []).append(status.ticket)
+    return [
+        Conflict(
+            kind=ConflictKind.SPLIT_CODE,
+            message=(
+                f"{code or 'the private stream'} is split over {', '.join(tickets)}; "
+                "optimize_subscriptions() merges it back"
+            ),
+            tickets=tuple(tickets),
+        )
+        for code, tickets in code_places.items()
+        if len(tickets) > 1
+    ]
+
+
+def _missing_snapshots(
+    statuses: Sequence[TicketStatus], *, now: float, snapshot_timeout: float
+) -> list[Conflict]:
+    """Per ticket, the streams sent with a SNAPSHOT wanted that got none in time."""
+    found: list[Conflict] = []
+    for status in statuses:
+        late = tuple(
+            key for key, sent_at in status.awaiting_snapshot if now - sent_at >= snapshot_timeout
+        )
+        if late:
+            names = ", ".join(str(key) for key in late)
+            found.append(
+                Conflict(
+                    kind=ConflictKind.MISSING_SNAPSHOT,
+                    message=(
+                        f"no SNAPSHOT within {snapshot_timeout:g} s on {status.ticket} for "
+                        f"{names}; check the codes are listed, upper case and trading, and "
+                        "the orderbook level is supported"
+                    ),
+                    tickets=(status.ticket,),
+                    keys=late,
+                )
+            )
+    return found
 
 
 def ticket_view(
