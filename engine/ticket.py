@@ -67,27 +67,24 @@ from typing import TYPE_CHECKING, Any, Literal
 import trio
 
 from actors import ActorContext, ActorError
-from engine._decode import decode_reporting
 from engine._groups import leaf_exceptions
 from engine._pacing import acquire_slot
+from engine._ticket_causes import AUTH_ERROR, RATE_ERRORS, auth_failure, describe
+from engine._ticket_pump import pump
 from engine.errors import (
     ConnectionFailedError,
     NoParkingCodeError,
-    ProtocolError,
     RateLimitedError,
     ServerError,
 )
 from engine.markets import choose_parking_code
 from engine.messages import (
     Candle,
-    ErrorReply,
     MyAsset,
     MyOrder,
     Orderbook,
-    StatusUp,
     Ticker,
     Trade,
-    UnknownMessage,
 )
 from engine.metrics import ConnectionState
 from engine.planner import StreamKey, build_ticket_request, fresh_keys, parking_request
@@ -106,7 +103,7 @@ from engine.registry_messages import (
     WantsConnection,
 )
 from engine.subscriptions import TicketChange, coalesce_changes
-from engine.transport import Connection, HandshakeRejectedError
+from engine.transport import Connection
 
 if TYPE_CHECKING:
     from engine.engine_core import EngineCore
@@ -125,11 +122,6 @@ ATTRIBUTION_WINDOW = 1.0
 _MESSAGE_TYPES = frozenset({Ticker, Trade, Orderbook, Candle, MyOrder, MyAsset})
 #: Seconds a ticket waits for the registry's answer to ``TicketConnected``.
 _REGISTRY_TIMEOUT = 10.0
-#: Upbit's answer to a refused JWT (an error frame after the first request).
-_AUTH_ERROR = "INVALID_AUTH"
-#: Error names about the sending rate, not the request's content: never blamed on a
-#: subscription (docs/UPBIT.md, Errors; Upbit spells it both ways).
-_RATE_ERRORS = frozenset({"Too Many Requests", "I'm a teapot", "TOO_MANY_REQUEST"})
 
 
 def ticket_actor(core: EngineCore, name: str) -> Any:
@@ -235,17 +227,17 @@ class _Ticket:
                 if connected:
                     raise
                 # Upbit pushed back on the upgrade: honour the block, never hammer.
-                self.runtime.note_failure(_describe(exc))
+                self.runtime.note_failure(describe(exc))
                 core.rate_backoff.on_rejected(
                     exc.status, trio.current_time(), retry_after=exc.retry_after
                 )
-                self._connect_failed(_describe(exc))
+                self._connect_failed(describe(exc))
             except BaseException as exc:
                 # A failure inside _serve was judged there, before the loss was reported.
                 judged = self._take_verdict()
                 verdict = judged[0] if judged is not None else self._judge(exc, None)
                 if not connected and isinstance(exc, Exception) and not self.ctx.stop_requested:
-                    self._connect_failed(_describe(exc))
+                    self._connect_failed(describe(exc))
                 if verdict is None:
                     raise
                 return verdict
@@ -273,7 +265,7 @@ class _Ticket:
                 runtime.enter(ConnectionState.CLOSED)  # before anyone hears of the loss
             return outcome
         except BaseException as exc:
-            cause = _describe(exc)
+            cause = describe(exc)
             # Before the loss: the registry must fail or suspect subscriptions before the loss
             # would make it relaunch the ticket for them.
             self.judged = (self._judge(exc, generation),)
@@ -315,7 +307,7 @@ class _Ticket:
         if self.ctx.stop_requested or not all(isinstance(leaf, Exception) for leaf in leaves):
             return None  # stopped or cancelled: not the connection's failure
         runtime = self.runtime
-        auth = _auth_failure(self.name, leaves)
+        auth = auth_failure(self.name, leaves)
         if auth is not None:
             runtime.note_failure(auth)
             self._tell_registry(AuthFailed(self.name, auth))
@@ -324,7 +316,7 @@ class _Ticket:
         if generation is not None and self._rejected(leaves, generation):
             self.rejected = True
             return "reset"  # reconnect for what remains, if anything does
-        cause = _describe(exc)
+        cause = describe(exc)
         runtime.note_failure(cause)
         if runtime.may_restart(cause):
             runtime.enter(ConnectionState.BACKING_OFF)
@@ -356,7 +348,7 @@ class _Ticket:
             return False
         error = leaves[0]
         assert isinstance(error, ServerError)
-        if error.name in _RATE_ERRORS or error.name == _AUTH_ERROR:
+        if error.name in RATE_ERRORS or error.name == AUTH_ERROR:
             return False
         self._promote(trio.current_time())
         keys = frozenset(key for _, added in self.recent for key in added)
@@ -400,7 +392,7 @@ class _Ticket:
             return "close"  # nothing to carry (any more): do not hold a connection open
         limiter = message_limiter(config.messages_per_second, config.messages_per_minute)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._pump, conn, generation)
+            nursery.start_soon(pump, self.core, self.name, conn, generation)
             nursery.start_soon(self._keepalive, conn)
             nursery.start_soon(self._snapshot_deadlines)
             outcome = await self._replay(conn, generation, limiter, replay)
@@ -564,72 +556,6 @@ class _Ticket:
 
     # -- receiving -----------------------------------------------------------------------------
 
-    async def _pump(self, conn: Connection, generation: int) -> None:
-        core = self.core
-        route = core.router.route
-        runtime = self.runtime
-        metrics = core.metrics
-        received = metrics.received
-        name = self.name
-        now = trio.current_time
-        message_types = _MESSAGE_TYPES
-        report = metrics.frames
-        decode = decode_reporting
-        # One socket read can hand out hundreds of frames without a schedule point: yield every
-        # ``burst`` frames so a fast reader drains its buffer between them. A quarter of the
-        # buffer, so even a reader scheduled after two bursts (Trio may order a batch either
-        # way) and a release of held-back trades find room.
-        # At most 256 (the default buffer's quarter): a 64 KiB read rarely holds more frames, so
-        # the common path pays nothing; small buffers get proportionally shorter bursts.
-        burst = max(1, min(256, core.config.subscriber_buffer // 4))
-        until_yield = burst
-        while True:
-            frame = await conn.receive()
-            at = now()
-            runtime.last_frame = at
-            runtime.frames += 1
-            until_yield -= 1
-            if not until_yield:
-                until_yield = burst
-                await trio.lowlevel.checkpoint()
-            try:
-                decoded = decode(frame, report)
-            except ProtocolError as exc:
-                # One unreadable frame never costs the connection (and every healthy stream
-                # on it) a reconnect: it is counted, logged sparingly and skipped.
-                report.undecodable_frame(exc, frame, name)
-                runtime.frames_skipped += 1
-                continue
-            kind = type(decoded)
-            if kind in message_types:
-                route(name, generation, decoded)  # type: ignore[arg-type]
-                data_type: str = decoded.type  # type: ignore[union-attr]
-                received[data_type] = received.get(data_type, 0) + 1
-            elif kind is list:
-                for item in decoded:  # type: ignore[union-attr]
-                    if type(item) in message_types:
-                        route(name, generation, item)  # type: ignore[arg-type]
-                        item_type: str = item.type  # type: ignore[union-attr]
-                        received[item_type] = received.get(item_type, 0) + 1
-                    elif type(item) is UnknownMessage:
-                        report.unknown_type(item.type, name)
-                    elif type(item) is ErrorReply:
-                        raise ServerError(item.name, item.message)
-            elif kind is ErrorReply:
-                raise ServerError(decoded.name, decoded.message)  # type: ignore[union-attr]
-            elif kind is StatusUp:
-                received["status"] = received.get("status", 0) + 1
-                continue
-            elif isinstance(decoded, UnknownMessage):
-                report.unknown_type(decoded.type, name)
-                runtime.frames_skipped += 1
-                continue
-            else:
-                continue
-            if runtime.lost_at is not None:
-                metrics.resubscribe_latency.observe(at - runtime.lost_at)
-                runtime.lost_at = None
-
     async def _keepalive(self, conn: Connection) -> None:
         config = self.core.config
         runtime = self.runtime
@@ -654,29 +580,3 @@ class _Ticket:
                 raise ConnectionFailedError(
                     f"stalled: no frame for {silent:.1f} s (stall_timeout {stall_after:g} s)"
                 )
-
-
-def _auth_failure(name: str, leaves: Sequence[BaseException]) -> str | None:
-    """The cause to report if ``leaves`` mean Upbit refused private ticket ``name``'s keys."""
-    if not name.startswith("private-"):
-        return None
-    for leaf in leaves:
-        refused = (isinstance(leaf, ServerError) and leaf.name == _AUTH_ERROR) or (
-            isinstance(leaf, HandshakeRejectedError) and leaf.status == 401
-        )
-        if refused:
-            return (
-                f"Upbit refused the API keys ({_describe(leaf)}): check access_key and "
-                "secret_key (and the key's WebSocket permission), then subscribe again"
-            )
-    return None
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, trio.Cancelled):
-        return "cancelled"
-    if isinstance(exc, BaseExceptionGroup):
-        inner = [_describe(item) for item in exc.exceptions]
-        return "; ".join(inner)
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
