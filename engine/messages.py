@@ -28,7 +28,7 @@ An integral number Upbit wrote without a fraction (SIMPLE orderbook prices) stay
 Required fields come first, then the optional ones in the order of Upbit's field tables, then
 ``extra``. Users normally receive these objects from the engine; tests and the emulator construct
 them with keyword arguments. The classes have no ``__weakref__`` slot, which lets the decoder
-build them faster (see ``engine._decode._maker``).
+build them faster (see ``engine._decode_models._maker``).
 """
 
 from __future__ import annotations
