@@ -303,7 +303,7 @@ class EfficiencyResult:
 
 
 def _usage(engine: Engine) -> PoolUsage:
-    usage = engine.get_ticket_usage()["realtime"]
+    usage = engine.get_ticket_usage().realtime
     assert isinstance(usage, PoolUsage)
     return usage
 

@@ -21,17 +21,39 @@ from engine.metrics import ConnectionState, EngineMetrics, SubscriberMetrics
 from engine.snapshots import SnapshotUsage
 from engine.subscriptions import PoolUsage
 
-__all__ = ("debug_tree", "engine_metrics", "registry_view", "stream_pools", "ticket_usage")
+__all__ = (
+    "TicketUsage",
+    "debug_tree",
+    "engine_metrics",
+    "registry_view",
+    "stream_pools",
+    "ticket_usage",
+)
 
 #: Ticket connection states in which its streams flow.
 UP = (ConnectionState.READY, ConnectionState.PARKED)
 
 
-def ticket_usage(core: EngineCore) -> dict[str, PoolUsage | SnapshotUsage]:
+@attrs.frozen
+class TicketUsage:
+    """``get_ticket_usage()``: each pool's usage, typed (``usage.realtime.open``)."""
+
+    #: Realtime tickets: open/parked/idle/waiting, per connection state, streams, efficiency.
+    realtime: PoolUsage
+    #: The private ticket (myOrder, myAsset), the same measures.
+    private: PoolUsage
+    #: The snapshot pool: tickets open, requests in flight, sent, timeouts.
+    snapshot: SnapshotUsage
+
+    def to_dict(self) -> dict[str, PoolUsage | SnapshotUsage]:
+        """``{"realtime": ..., "private": ..., "snapshot": ...}``, for printing."""
+        return {"realtime": self.realtime, "private": self.private, "snapshot": self.snapshot}
+
+
+def ticket_usage(core: EngineCore) -> TicketUsage:
     """``get_ticket_usage()``: the stream pools, and the snapshot pool."""
-    usage: dict[str, PoolUsage | SnapshotUsage] = dict(stream_pools(core))
-    usage["snapshot"] = core.snapshots.usage()
-    return usage
+    pools = stream_pools(core)
+    return TicketUsage(pools["realtime"], pools["private"], core.snapshots.usage())
 
 
 def stream_pools(core: EngineCore) -> dict[str, PoolUsage]:

@@ -36,7 +36,13 @@ from engine._facade_checks import (
     snapshot_keys,
     types_of,
 )
-from engine._facade_views import debug_tree, engine_metrics, registry_view, ticket_usage
+from engine._facade_views import (
+    TicketUsage,
+    debug_tree,
+    engine_metrics,
+    registry_view,
+    ticket_usage,
+)
 from engine._facade_waits import wait_active, wait_settled
 from engine.config import EngineConfig
 from engine.debug import EngineTree
@@ -64,19 +70,17 @@ from engine.registry_messages import (
     Unsubscribe,
 )
 from engine.router import SubscriberBuffer
-from engine.snapshots import SnapshotUsage
 from engine.stream import SubscriptionStream
 from engine.subscriptions import (
     DEFAULT_CAPACITY,
     Conflict,
     OptimizeReport,
-    PoolUsage,
     Subscription,
 )
 from engine.transport import Transport
 from engine.transports import transport_for
 
-__all__ = ("Engine", "OptimizeOutcome", "SubscriptionStream", "open_engine")
+__all__ = ("Engine", "OptimizeOutcome", "SubscriptionStream", "TicketUsage", "open_engine")
 
 R = TypeVar("R")
 
@@ -506,12 +510,12 @@ class Engine:
         await self._wait_closed(outcome.tickets)
         return outcome
 
-    def get_ticket_usage(self) -> dict[str, PoolUsage | SnapshotUsage]:
-        """Per pool. ``realtime`` and ``private``: tickets configured/open/parked/idle/waiting,
-        tickets per connection state, streams, codes, subscriptions and ticket efficiency
-        (planned and on the wire), as :class:`~engine.subscriptions.PoolUsage`. ``snapshot``:
-        the snapshot pool's :class:`~engine.snapshots.SnapshotUsage` (tickets open, requests in
-        flight, ...)."""
+    def get_ticket_usage(self) -> TicketUsage:
+        """Per pool, typed: ``realtime`` and ``private`` (tickets configured/open/parked/idle/
+        waiting, tickets per connection state, streams, codes, subscriptions and ticket
+        efficiency, planned and on the wire: :class:`~engine.subscriptions.PoolUsage`) and
+        ``snapshot`` (:class:`~engine.snapshots.SnapshotUsage`: tickets open, requests in
+        flight, ...). ``to_dict()`` gives them keyed by pool name."""
         return ticket_usage(self._core)
 
     def detect_conflicts(self) -> list[Conflict]:

@@ -34,7 +34,7 @@ async def test_pattern_2_and_5_monitor_then_release(autojump_clock: MockClock) -
         await collect(eng.stream(again), 2)
         await eng.hard_unsubscribe(again)
         await settle(eng, emu)
-        assert eng.get_ticket_usage()["realtime"].open == 0  # type: ignore[union-attr]
+        assert eng.get_ticket_usage().realtime.open == 0
         # The engine closed its side; the emulator sees the close a moment later.
         with trio.fail_after(WAIT):
             await emu.wait_for(lambda: emu.connections(open_only=True) == ())
@@ -62,11 +62,11 @@ async def test_ticket_usage_per_pool_and_efficiency(autojump_clock: MockClock) -
         await eng.subscribe_realtime("trade", ["KRW-XRP"])
         await settle(eng, emu)
         usage = eng.get_ticket_usage()
-        realtime = usage["realtime"]
+        realtime = usage.realtime
         assert isinstance(realtime, PoolUsage)
         assert (realtime.tickets, realtime.open, realtime.streams) == (2, 2, 3)
         assert realtime.efficiency.ticket == 1.0
-        assert "snapshot" in usage
+        assert set(usage.to_dict()) == {"realtime", "private", "snapshot"}
         assert len(emu.connections(open_only=True)) == 2
         assert eng.metrics().ticket_efficiency == 1.0
 
@@ -126,7 +126,7 @@ async def test_optimize_closes_what_carries_nothing_and_raises_efficiency(
         with trio.fail_after(WAIT):
             await emu.wait_for(lambda: len(emu.connections(open_only=True)) == 1)
         assert eng.subscription(eth).state.value == "active"
-        usage = eng.get_ticket_usage()["realtime"]
+        usage = eng.get_ticket_usage().realtime
         assert isinstance(usage, PoolUsage)
         assert usage.efficiency.ticket == 1.0
 
@@ -146,7 +146,7 @@ async def test_cleanup_releases_closed_readers_and_closes_parked_tickets(
         with trio.fail_after(WAIT):
             await emu.wait_for(lambda: not emu.connections(open_only=True))
         assert (await eng.cleanup_inactive()) == type(outcome)((), ())
-        assert eng.get_ticket_usage()["realtime"].open == 0  # type: ignore[union-attr]
+        assert eng.get_ticket_usage().realtime.open == 0
 
 
 async def test_silent_subscriptions_become_inactive(autojump_clock: MockClock) -> None:

@@ -330,7 +330,7 @@ def check_metrics(eng: Engine, model: Model, where: str) -> None:
         f"{where}: expected subscriptions succeeded/cancelled/failed/broken {expected}, "
         f"metrics say {counted}"
     )
-    usage = eng.get_ticket_usage()["snapshot"]
+    usage = eng.get_ticket_usage().snapshot
     assert isinstance(usage, SnapshotUsage), f"expected SnapshotUsage, got {usage!r}"
     assert usage.requests_in_flight == 0, (
         f"{where}: expected no snapshot request in flight (a cancelled one withdraws its ask), "

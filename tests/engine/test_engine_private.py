@@ -215,7 +215,7 @@ async def test_a_wrong_secret_fails_the_subscription_without_a_reconnect_loop(
         assert attempts == 1
         assert eng.metrics().restarts == 0
         assert eng.metrics().subscriptions_broken == 1
-        assert eng.get_ticket_usage()["private"].open == 0  # type: ignore[union-attr]
+        assert eng.get_ticket_usage().private.open == 0
 
 
 async def test_my_asset_takes_none_for_its_codes_as_the_docs_show(

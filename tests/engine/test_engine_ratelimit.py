@@ -124,7 +124,7 @@ async def test_two_realtime_tickets_and_the_snapshot_ticket_share_the_connect_bu
         assert emu.connects_refused == 0
         assert most_in_any_second(opened) <= 2
         assert max(opened) - min(opened) >= 1.0
-        usage = eng.get_ticket_usage()["realtime"]
+        usage = eng.get_ticket_usage().realtime
         assert usage.open == 2  # type: ignore[union-attr]
 
 
@@ -142,4 +142,4 @@ async def test_six_tickets_at_once_stay_within_five_connects_per_second(
         assert len(opened) == 6
         assert emu.connects_refused == 0
         assert most_in_any_second(opened) <= 5
-        assert eng.get_ticket_usage()["realtime"].open == 5  # type: ignore[union-attr]
+        assert eng.get_ticket_usage().realtime.open == 5

@@ -26,7 +26,7 @@ async def test_pattern_1_one_shot_lookup(autojump_clock: MockClock) -> None:
                 items = record.json()
                 assert isinstance(items, list)
                 assert all(item.get("is_only_snapshot") for item in items[1:-1])
-        assert eng.get_ticket_usage()["realtime"].open == 0  # type: ignore[union-attr]
+        assert eng.get_ticket_usage().realtime.open == 0
         metrics = eng.metrics()
         assert metrics.snapshot_latency.count == 1
         assert metrics.snapshot_requests == 1

@@ -87,7 +87,7 @@ async def test_a_ticket_walks_through_its_states_and_reports_them_everywhere(
         with trio.fail_after(WAIT):
             await emu.wait_for(lambda: eng.metrics().tickets["realtime-0"].state is C.PARKED)
         assert eng.registry()["realtime-0"]["state"] == "parked"
-        usage = eng.get_ticket_usage()["realtime"]
+        usage = eng.get_ticket_usage().realtime
         assert usage.connection_states == {"parked": 1, "closed": 1}  # type: ignore[union-attr]
         outcome = await eng.cleanup_inactive()
         assert outcome.tickets == ("realtime-0",)

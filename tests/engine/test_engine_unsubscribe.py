@@ -70,7 +70,7 @@ async def test_soft_unsubscribe_of_the_last_subscription_parks_the_ticket(
         assert ask["is_only_snapshot"] is True
         assert ask["codes"][0].split("-")[0] != "KRW"  # parked in another quote market
         await settle(eng, emu)
-        usage = eng.get_ticket_usage()["realtime"]
+        usage = eng.get_ticket_usage().realtime
         assert (usage.open, usage.parked) == (1, 1)
         # A parked ticket streams nothing: the emulator sends no more frames.
         sent = emu.connection(conn.conn_id).frames_sent

@@ -150,7 +150,7 @@ async def test_wait_settled_returns_once_the_wire_matches_even_with_nothing_left
         await eng.unsubscribe_realtime(first)
         await eng.unsubscribe_realtime(second)
         await eng.wait_settled(timeout=WAIT)
-        assert eng.get_ticket_usage()["realtime"].parked == 1  # type: ignore[union-attr]
+        assert eng.get_ticket_usage().realtime.parked == 1
 
 
 async def test_wait_settled_says_what_is_pending_when_it_runs_out(
