@@ -377,28 +377,39 @@ class Pair:
         that is larger, so ids never repeat across the simulator.
         """
         traded = at - self._lag
-        ap, asz, bp, bsz = self._ap, self._asz, self._bp, self._bsz
-        buy = not bp or rng.random() < 0.5 + self._bias()
-        wanted = self._draw(rng, self._trade_sizes)
-        if buy:
-            price, available = ap[0], asz[0]
-            if wanted >= available:
-                volume = available
-                del ap[0], asz[0]
-                self._refill_asks(rng)
-            else:
-                volume = wanted
-                asz[0] = available - wanted
-        else:
-            price, available = bp[0], bsz[0]
-            if wanted >= available:
-                volume = available
-                del bp[0], bsz[0]
-                self._refill_bids(rng)
-            else:
-                volume = wanted
-                bsz[0] = available - wanted
+        buy = not self._bp or rng.random() < 0.5 + self._bias()
+        price, volume = self._take(rng, buy)
+        amount = price * volume
+        self._count(price, volume, amount, buy, traded)
+        self._publish_book(at)
+        sid = max(traded * 10_000, min_sid)
+        self.tick = self._make_tick(price, volume, "BID" if buy else "ASK", traded, at, sid)
+        self.candles = self._roll_candles(price, volume, amount, traded, at)
+        if at - self._last_candle >= candle_gap_ms:
+            self._last_candle = at
+            return True
+        return False
 
+    def _take(self, rng: random.Random, buy: bool) -> tuple[int, int]:
+        """Fill one trade from the best level of the opposite side: (price, volume).
+
+        A trade at least as large as the level takes all of it and the side is refilled.
+        """
+        wanted = self._draw(rng, self._trade_sizes)
+        prices, sizes = (self._ap, self._asz) if buy else (self._bp, self._bsz)
+        price, available = prices[0], sizes[0]
+        if wanted < available:
+            sizes[0] = available - wanted
+            return price, wanted
+        del prices[0], sizes[0]
+        if buy:
+            self._refill_asks(rng)
+        else:
+            self._refill_bids(rng)
+        return price, available
+
+    def _count(self, price: int, volume: int, amount: int, buy: bool, traded: int) -> None:
+        """Add a trade to the day statistics (a new day at 00:00 UTC) and the 52-week range."""
         day = traded // DAY_MS
         if day != self._day:  # 00:00 UTC: a new trading day
             self._day = day
@@ -409,7 +420,6 @@ class Pair:
             self._high = price
         elif price < self._low:
             self._low = price
-        amount = price * volume
         self._acc_volume += volume
         self._acc_amount += amount
         self._acc_volume_24h += volume
@@ -423,10 +433,10 @@ class Pair:
         elif price < self._l52:
             self._l52, self._l52_date = price, date_dashed(traded)
 
-        stamp = at
-        self._publish_book(stamp)
-        sid = max(traded * 10_000, min_sid)
-        self.tick = self._make_tick(price, volume, "BID" if buy else "ASK", traded, stamp, sid)
+    def _roll_candles(
+        self, price: int, volume: int, amount: int, traded: int, stamp: int
+    ) -> tuple[Candle, ...]:
+        """Every candle updated by a trade: the current bucket grows, a new bucket starts one."""
         candles = []
         for unit_ms, c in zip(_UNIT_MS, self.candles, strict=True):
             start = traded - traded % unit_ms
@@ -448,11 +458,7 @@ class Pair:
                 kst = date_time(start + KST_OFFSET_MS)
                 fields = (start, utc, kst, price, price, price, price, volume, amount, stamp)
             candles.append(_new_tuple(Candle, fields))
-        self.candles = tuple(candles)
-        if at - self._last_candle >= candle_gap_ms:
-            self._last_candle = at
-            return True
-        return False
+        return tuple(candles)
 
     def quote_change(self, rng: random.Random, at: int) -> None:
         """One order-book change that is not a trade.

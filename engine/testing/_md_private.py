@@ -105,25 +105,10 @@ def my_order(
     px = decimal_of(price, "price")
     vol = decimal_of(volume, "volume")
     rate = decimal_of(fee_rate, "fee_rate")
-    executed = (
-        decimal_of(executed_volume, "executed_volume")
-        if executed_volume is not None
-        else (vol if state in _FILLED else _ZERO)
-    )
-    remaining = (
-        decimal_of(remaining_volume, "remaining_volume")
-        if remaining_volume is not None
-        else (_ZERO if state in _CLOSED and state != "cancel" else max(_ZERO, vol - executed))
-    )
-    prevented = (
-        decimal_of(prevented_volume, "prevented_volume")
-        if prevented_volume is not None
-        else (max(_ZERO, vol - executed) if state == "prevented" else _ZERO)
+    executed, remaining, prevented = _volumes(
+        state, vol, executed_volume, remaining_volume, prevented_volume
     )
     bid = ask_bid == "BID"
-    funds = executed * px
-    reserved_fee = vol * px * rate if bid else _ZERO
-    remaining_fee = remaining * px * rate if bid else _ZERO
     traded = state == "trade"
     return {
         "type": "myOrder",
@@ -133,17 +118,7 @@ def my_order(
         "order_type": order_type,
         "state": state,
         "trade_uuid": trade_uuid or (_uuid(rng) if traded else None),
-        "price": emit(px),
-        "avg_price": emit(px if executed else _ZERO),
-        "volume": emit(vol),
-        "remaining_volume": emit(remaining),
-        "executed_volume": emit(executed),
-        "trades_count": trades_count if trades_count is not None else (1 if executed else 0),
-        "reserved_fee": _derived(reserved_fee),
-        "remaining_fee": _derived(remaining_fee),
-        "paid_fee": _derived(funds * rate),
-        "locked": _derived(remaining * px + remaining_fee if bid else remaining),
-        "executed_funds": _derived(funds),
+        **_order_amounts(bid, px, vol, rate, executed, remaining, trades_count),
         "time_in_force": time_in_force,
         "trade_fee": _derived(px * vol * rate) if traded else None,
         "is_maker": is_maker if is_maker is not None else (True if traded else None),
@@ -159,6 +134,65 @@ def my_order(
         else timestamp_ms - 1_000,
         "timestamp": timestamp_ms,
         "stream_type": stream_type,
+    }
+
+
+def _volumes(
+    state: str,
+    vol: Decimal,
+    executed_volume: Money | None,
+    remaining_volume: Money | None,
+    prevented_volume: Money | None,
+) -> tuple[Decimal, Decimal, Decimal]:
+    """(executed, remaining, prevented): each as given, else what ``state`` implies.
+
+    trade/done fill the whole volume, wait/watch fill nothing, cancel leaves the rest unfilled,
+    prevented moves it to the prevented volume.
+    """
+    executed = (
+        decimal_of(executed_volume, "executed_volume")
+        if executed_volume is not None
+        else (vol if state in _FILLED else _ZERO)
+    )
+    remaining = (
+        decimal_of(remaining_volume, "remaining_volume")
+        if remaining_volume is not None
+        else (_ZERO if state in _CLOSED and state != "cancel" else max(_ZERO, vol - executed))
+    )
+    prevented = (
+        decimal_of(prevented_volume, "prevented_volume")
+        if prevented_volume is not None
+        else (max(_ZERO, vol - executed) if state == "prevented" else _ZERO)
+    )
+    return executed, remaining, prevented
+
+
+def _order_amounts(
+    bid: bool,
+    px: Decimal,
+    vol: Decimal,
+    rate: Decimal,
+    executed: Decimal,
+    remaining: Decimal,
+    trades_count: int | None,
+) -> dict[str, object]:
+    """The fields from ``price`` to ``executed_funds``, in wire order; fees are reserved and the
+    quote amount locked on a BID, the base volume locked on an ASK."""
+    funds = executed * px
+    reserved_fee = vol * px * rate if bid else _ZERO
+    remaining_fee = remaining * px * rate if bid else _ZERO
+    return {
+        "price": emit(px),
+        "avg_price": emit(px if executed else _ZERO),
+        "volume": emit(vol),
+        "remaining_volume": emit(remaining),
+        "executed_volume": emit(executed),
+        "trades_count": trades_count if trades_count is not None else (1 if executed else 0),
+        "reserved_fee": _derived(reserved_fee),
+        "remaining_fee": _derived(remaining_fee),
+        "paid_fee": _derived(funds * rate),
+        "locked": _derived(remaining * px + remaining_fee if bid else remaining),
+        "executed_funds": _derived(funds),
     }
 
 

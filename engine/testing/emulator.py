@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -21,27 +21,15 @@ import trio
 
 from engine._groups import raise_single_leaf
 from engine.testing._auth import AuthResult, make_jwt
+from engine.testing._connections import Connections
+from engine.testing._fault_plans import FaultPlanner
 from engine.testing._feed import Feed, MarketSource
 from engine.testing._server import PRIVATE_PATH, PUBLIC_PATH, Server
 from engine.testing._session import MalformedKind, Session
 from engine.testing._transport import ServerStream
 from engine.testing.config import EmulatorConfig
 from engine.testing.drift import Drift
-from engine.testing.faults import (
-    DropConnections,
-    DropHow,
-    FaultAction,
-    FaultPlan,
-    InjectError,
-    InjectMalformed,
-    RejectConnects,
-    RestartServer,
-    SetDrift,
-    SetLatency,
-    SetLimits,
-    StallConnection,
-    Target,
-)
+from engine.testing.faults import DropHow, FaultAction, FaultPlan
 from engine.testing.introspection import (
     ConnectionInfo,
     EmulatorEvent,
@@ -82,12 +70,8 @@ class Emulator:
             record=self.record,
             limits_enforced=lambda: self._limits_enforced,
         )
-        #: Open connections, connections still in their handshake and the newest
-        #: ``closed_history`` closed ones (ids in ``_closed``, oldest first); the rest are
-        #: forgotten so that memory stays bounded however many connections come and go.
-        self._sessions: dict[int, Session] = {}
-        self._closed: deque[int] = deque()
-        self._next_id = 1
+        self._connections = Connections(config.closed_history)
+        self._planner = FaultPlanner(self, self._connections, self._drop)
         # Old events fall off, so a long-running emulator stays bounded.
         self._history: deque[EmulatorEvent] = deque(maxlen=config.history_limit)
         self._changed = trio.Event()
@@ -142,24 +126,12 @@ class Emulator:
         auth: AuthResult | None,
         headers: list[tuple[bytes, bytes]],
     ) -> None:
-        conn_id = self._next_id
-        self._next_id += 1
-        session = Session(self, conn_id, path, peer, stream, auth)
-        self._sessions[conn_id] = session
+        session = Session(self, self._connections.next_id(), path, peer, stream, auth)
+        self._connections.add(session)
         try:
             await session.run(headers)
         finally:
-            self._retire(session)
-
-    def _retire(self, session: Session) -> None:
-        """A session ended: keep it among the newest ``closed_history`` closed connections and
-        forget the oldest beyond that (a failed handshake was never visible: forget it now)."""
-        if not session.established:
-            self._sessions.pop(session.conn_id, None)
-            return
-        self._closed.append(session.conn_id)
-        while len(self._closed) > self._config.closed_history:
-            self._sessions.pop(self._closed.popleft(), None)
+            self._connections.retire(session)
 
     # -- addresses and credentials --------------------------------------------------------------
 
@@ -234,47 +206,16 @@ class Emulator:
 
     # -- introspection --------------------------------------------------------------------------
 
-    def _established(self) -> list[Session]:
-        return [s for s in self._sessions.values() if s.established]
-
-    def _open_sessions(self) -> list[Session]:
-        return [s for s in self._established() if s.closed_at is None]
-
-    def _session(self, conn_id: int) -> Session:
-        session = self._sessions.get(conn_id)
-        if session is None or not session.established:
-            known = sorted(s.conn_id for s in self._established())
-            if session is None and 0 < conn_id < self._next_id:
-                limit = self._config.closed_history
-                raise KeyError(
-                    f"connection {conn_id} is closed and forgotten: the emulator keeps only the "
-                    f"newest {limit} closed connections (EmulatorConfig.closed_history={limit}); "
-                    f"known connections: {known}"
-                )
-            raise KeyError(f"no connection {conn_id}; known connections: {known}")
-        return session
-
-    def _open_session(self, conn_id: int) -> Session:
-        """For controls: the connection must still be open."""
-        session = self._session(conn_id)
-        if session.closed_at is not None:
-            open_ids = [s.conn_id for s in self._open_sessions()]
-            raise ValueError(
-                f"connection {conn_id} is closed ({session.close_reason}); open connections: "
-                f"{open_ids}"
-            )
-        return session
-
     def connections(self, *, open_only: bool = False) -> tuple[ConnectionInfo, ...]:
         """Every open WebSocket connection and the newest ``closed_history`` closed ones (or
         only the open ones), oldest first."""
-        sessions = self._open_sessions() if open_only else self._established()
+        sessions = self._connections.open() if open_only else self._connections.established()
         return tuple(session.info() for session in sessions)
 
     def connection(self, conn_id: int) -> ConnectionInfo:
         """One connection's snapshot (``KeyError`` naming the known ids if there is none, or
         saying it was forgotten beyond ``EmulatorConfig.closed_history``)."""
-        return self._session(conn_id).info()
+        return self._connections.get(conn_id).info()
 
     @property
     def connects_accepted(self) -> int:
@@ -299,8 +240,8 @@ class Emulator:
         """Messages received (from one connection, or from every connection still remembered,
         in arrival order; see ``EmulatorConfig.closed_history``)."""
         if conn_id is not None:
-            return tuple(self._session(conn_id).requests)
-        merged = [record for s in self._established() for record in s.requests]
+            return tuple(self._connections.get(conn_id).requests)
+        merged = [record for s in self._connections.established() for record in s.requests]
         return tuple(sorted(merged, key=lambda record: record.at))
 
     def statistics(self) -> EmulatorStatistics:
@@ -310,7 +251,7 @@ class Emulator:
             events=stats.events,
             realtime_frames=stats.frames,
             renders=stats.renders,
-            connections_open=len(self._open_sessions()),
+            connections_open=len(self._connections.open()),
             connects_accepted=self._server.accepted,
             connects_refused=self._server.refused,
             listening=self._server.listening,
@@ -326,7 +267,8 @@ class Emulator:
         subscription request (SNAPSHOT or REALTIME; ``code`` is ``""`` for myAsset). The time
         is when the frame was queued: latency or a stall delays the write, not the record.
         Closed connections keep their records until they are forgotten (``closed_history``)."""
-        sessions = [self._session(conn_id)] if conn_id is not None else self._established()
+        connections = self._connections
+        sessions = [connections.get(conn_id)] if conn_id is not None else connections.established()
         return MappingProxyType(
             {
                 (session.conn_id, data_type, code): at
@@ -349,7 +291,7 @@ class Emulator:
 
     async def wait_connections(self, count: int = 1) -> tuple[ConnectionInfo, ...]:
         """Wait until at least ``count`` connections are open; return the open ones."""
-        await self.wait_for(lambda: len(self._open_sessions()) >= count)
+        await self.wait_for(lambda: len(self._connections.open()) >= count)
         return self.connections(open_only=True)
 
     async def wait_requests(
@@ -366,7 +308,7 @@ class Emulator:
 
     async def wait_closed(self, conn_id: int) -> ConnectionInfo:
         """Wait until connection ``conn_id`` has closed."""
-        session = self._session(conn_id)
+        session = self._connections.get(conn_id)
         await session.finished.wait()
         return session.info()
 
@@ -390,7 +332,7 @@ class Emulator:
         key = access_key or self.access_key
         body = dict(message)
         delivered = 0
-        for session in self._open_sessions():
+        for session in self._connections.open():
             if session.auth is not None and session.auth.access_key == key and session.wants(body):
                 code = body.get("code")
                 frame = self._feed.encode(body, session.format)
@@ -414,8 +356,10 @@ class Emulator:
         """Drop one connection (or all): ``abort`` closes TCP without a close frame (1006 at the
         client), ``reset`` sends a TCP RST, ``close1000``/``close1001`` do a close handshake.
         Returns when the connections are closed."""
-        sessions = self._open_sessions() if conn_id is None else [self._open_session(conn_id)]
-        await self._drop(sessions, how)
+        if conn_id is None:
+            await self._drop(self._connections.open(), how)
+        else:
+            await self._drop([self._connections.get_open(conn_id)], how)
 
     async def _drop(self, sessions: Sequence[Session], how: DropHow) -> None:
         sessions = [session for session in sessions if session.closed_at is None]
@@ -443,7 +387,7 @@ class Emulator:
         async with self._restart_lock:  # a restart during a restart waits for the first
             self.record("server_down", None, f"restart, down for {downtime:g} s")
             await self._server.stop_listening()
-            await self._drop(self._open_sessions(), how)
+            await self._drop(self._connections.open(), how)
             await trio.sleep(downtime)
             await self._server.listen(self._nursery)
             self.record("server_up", None, f"listening on {self.config.host}:{self.port}")
@@ -451,7 +395,7 @@ class Emulator:
     def stall(self, conn_id: int, *, duration: float | None = None) -> None:
         """Keep the TCP connection open but send nothing and answer no pings (and process no
         requests), for ``duration`` seconds or until :meth:`unstall`."""
-        session = self._open_session(conn_id)
+        session = self._connections.get_open(conn_id)
         session.stall()
         self.record("fault", conn_id, f"stall for {duration if duration is not None else 'ever'}")
         if duration is not None:
@@ -464,7 +408,7 @@ class Emulator:
 
     def unstall(self, conn_id: int) -> None:
         """Resume a stalled connection: what it received is processed, what was queued is sent."""
-        self._open_session(conn_id).unstall()
+        self._connections.get_open(conn_id).unstall()
         self.record("fault", conn_id, "unstall")
 
     def inject_error(
@@ -478,12 +422,12 @@ class Emulator:
         """Send ``{"error":{"name":..,"message":..}}``; with ``close`` a close 1000 follows after
         ``error_close_delay``, as after every real error."""
         self.record("fault", conn_id, f"inject error {name}")
-        self._open_session(conn_id).send_error(name, message, close=close)
+        self._connections.get_open(conn_id).send_error(name, message, close=close)
 
     def inject_malformed(self, conn_id: int, kind: MalformedKind = "truncated_json") -> None:
         """Send a frame that cannot be decoded: ``truncated_json``, ``invalid_utf8``,
         ``unexpected_json`` (valid JSON, unknown shape) or ``protocol`` (a reserved opcode)."""
-        self._open_session(conn_id).send_malformed(kind)
+        self._connections.get_open(conn_id).send_malformed(kind)
 
     def set_latency(self, seconds: float, conn_id: int | None = None) -> None:
         """Delay every frame sent (to one connection, or to all, including future ones)."""
@@ -492,10 +436,10 @@ class Emulator:
         self.record("fault", conn_id, f"latency {seconds:g} s")
         if conn_id is None:
             self._latency = seconds
-            for session in self._open_sessions():
+            for session in self._connections.open():
                 session.refresh_latency()
         else:
-            session = self._open_session(conn_id)
+            session = self._connections.get_open(conn_id)
             session.latency = seconds
             session.refresh_latency()
 
@@ -530,89 +474,13 @@ class Emulator:
 
     # -- fault plans ----------------------------------------------------------------------------
 
-    def _pick(self, target: Target, rng: random.Random) -> list[Session]:
-        live = [s for s in self._open_sessions() if s.accepting]
-        if not live:
-            return []
-        if target == "all":
-            return live
-        if target == "oldest":
-            return live[:1]
-        if target == "newest":
-            return live[-1:]
-        return [rng.choice(live)]
-
-    def _prepare(self, action: FaultAction, rng: random.Random) -> Callable[[], Awaitable[None]]:
-        # Targets are chosen now, synchronously, so the plan's RNG is consumed in step order.
-        async def nothing() -> None:
-            await trio.lowlevel.checkpoint()
-
-        def now(effect: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-            async def run() -> None:
-                effect()
-                await trio.lowlevel.checkpoint()
-
-            return run
-
-        if isinstance(action, DropConnections):
-            sessions = self._pick(action.target, rng)
-            return lambda: self._drop(sessions, action.how)
-        if isinstance(action, RestartServer):
-            return lambda: self.restart(downtime=action.downtime, how=action.how)
-        if isinstance(action, SetLatency):
-            return now(lambda: self.set_latency(action.seconds))
-        if isinstance(action, RejectConnects):
-            return now(
-                lambda: self.reject_connects(action.status, count=action.count, block=action.block)
-            )
-        if isinstance(action, SetLimits):
-            return now(lambda: self.set_limits(action.enforce))
-        if isinstance(action, SetDrift):
-            return now(lambda: self.set_drift(action.drift))
-        sessions = self._pick(action.target, rng)
-        if not sessions:
-            return nothing
-        ids = [s.conn_id for s in sessions]
-
-        def still_open() -> list[int]:
-            return [i for i in ids if i in self._sessions and self._sessions[i].closed_at is None]
-
-        if isinstance(action, StallConnection):
-            stall = action
-
-            def effect() -> None:
-                for conn_id in still_open():
-                    self.stall(conn_id, duration=stall.duration)
-
-        elif isinstance(action, InjectError):
-            error = action
-
-            def effect() -> None:
-                for conn_id in still_open():
-                    self.inject_error(conn_id, error.name, error.message, close=error.close)
-
-        else:
-            assert isinstance(action, InjectMalformed)
-            malformed = action
-
-            def effect() -> None:
-                for conn_id in still_open():
-                    self.inject_malformed(conn_id, malformed.kind)
-
-        return now(effect)
-
     async def apply(self, action: FaultAction, *, seed: int = 0) -> None:
         """Apply one fault action now (``random`` targets drawn with ``seed``)."""
-        await self._prepare(action, random.Random(seed))()
+        await self._planner.prepare(action, random.Random(seed))()
 
     async def run_plan(self, plan: FaultPlan) -> None:
         """Apply each step of ``plan`` at its offset from now; return when all are done."""
-        rng = random.Random(plan.seed)
-        start = trio.current_time()
-        async with trio.open_nursery() as nursery:
-            for step in plan.steps:
-                await trio.sleep_until(start + step.at)
-                nursery.start_soon(self._prepare(step.action, rng))
+        await self._planner.run(plan)
 
 
 def _default_catalog(config: EmulatorConfig) -> tuple[Listing, ...]:
