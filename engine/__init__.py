@@ -27,7 +27,14 @@ from engine.errors import (
     UpbitEngineError,
 )
 from engine.events import EVENT_TYPES, Ended, EngineEvent, Gap, Interrupted, SnapshotMissing
-from engine.manager import Engine, OptimizeOutcome, SubscriptionStream, TicketUsage, open_engine
+from engine.manager import (
+    Engine,
+    OptimizeOutcome,
+    SubscriptionStream,
+    TicketEntry,
+    TicketUsage,
+    open_engine,
+)
 from engine.messages import (
     AssetBalance,
     Candle,
@@ -74,6 +81,7 @@ __all__ = (
     "StreamBusyError",
     "SubscriptionFailedError",
     "SubscriptionTimeoutError",
+    "TicketEntry",
     "TicketUsage",
     "SubscriptionStream",
     "Ticker",

@@ -22,6 +22,7 @@ from engine.snapshots import SnapshotUsage
 from engine.subscriptions import PoolUsage
 
 __all__ = (
+    "TicketEntry",
     "TicketUsage",
     "debug_tree",
     "engine_metrics",
@@ -71,37 +72,124 @@ def stream_pools(core: EngineCore) -> dict[str, PoolUsage]:
     return pools
 
 
-def registry_view(core: EngineCore) -> dict[str, dict[str, object]]:
+@attrs.frozen
+class TicketEntry:
+    """One ticket in ``registry()``: what it carries, its status, and its connection.
+
+    ``status`` is ``"active"`` (connected, streams flowing), ``"inactive"`` or ``"error"``
+    (``error`` says why). Times are Trio clock seconds; each has a ``*_utc`` twin, the same
+    moment as a wall-clock ``datetime`` in UTC (or ``None``). ``to_dict()`` gives the plain
+    mapping, for printing or JSON.
+    """
+
+    ticket: str
+    mode: str
+    data_types: tuple[str, ...]
+    symbols: tuple[str, ...]
+    created_at: float | None
+    last_message: float | None
+    status: str
+    generation: int | None
+    parked: bool
+    #: The live subscriptions placed on the ticket.
+    subscriptions: tuple[str, ...]
+    error: str | None
+    #: The latest subscriptions that failed on the ticket -> their cause.
+    failed: Mapping[str, str]
+    #: Subscriptions the next connection tests one request at a time (after a rejection).
+    suspects: tuple[str, ...]
+    #: The connection (see :class:`~engine.metrics.ConnectionState`).
+    state: str
+    state_since: float
+    reconnects: int
+    last_failure: str | None
+    last_failure_at: float | None
+    created_at_utc: datetime | None
+    last_message_utc: datetime | None
+    state_since_utc: datetime | None
+    last_failure_at_utc: datetime | None
+
+    def to_dict(self) -> dict[str, object]:
+        """The entry as a plain dict (lists for sequences)."""
+        plain: dict[str, object] = {}
+        for field in attrs.fields(TicketEntry):
+            value = getattr(self, field.name)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, MappingProxyType):
+                value = dict(value)
+            plain[field.name] = value
+        return plain
+
+
+def registry_view(core: EngineCore) -> dict[str, TicketEntry]:
     """``registry()``: the registry's view per ticket, with the connection's state and a
     ``*_utc`` twin of every time."""
     now = trio.current_time()
     wall = time.time()
 
-    def utc(at: object) -> datetime | None:
-        if not isinstance(at, int | float):
-            return None
-        return datetime.fromtimestamp(wall - (now - at), UTC)
+    def utc(at: float | None) -> datetime | None:
+        return None if at is None else datetime.fromtimestamp(wall - (now - at), UTC)
 
-    view = core.registry.registry_view(now, stall_after=core.config.stall_timeout)
-    for name, entry in view.items():
-        runtime = core.tickets.get(name)
-        if runtime is not None:
-            entry.update(
-                state=runtime.state.value,
-                state_since=runtime.since,
-                reconnects=runtime.reconnects,
-                last_failure=runtime.last_failure,
-                last_failure_at=runtime.last_failure_at,
-            )
-            failing = runtime.lost_at is not None and runtime.state not in UP
-            if failing and entry["status"] == "inactive" and entry["subscriptions"]:
-                # The ticket's own news is synchronous; the registry hears of a failed
-                # connect a moment later. Never show a failing ticket as merely inactive.
-                entry.update(status="error", error=runtime.last_failure)
-        for field in ("created_at", "last_message", "state_since", "last_failure_at"):
-            if field in entry:
-                entry[f"{field}_utc"] = utc(entry[field])
-    return view
+    entries: dict[str, TicketEntry] = {}
+    for name, entry in core.registry.registry_view(
+        now, stall_after=core.config.stall_timeout
+    ).items():
+        runtime = core.tickets[name]
+        status, error = entry["status"], entry["error"]
+        failing = runtime.lost_at is not None and runtime.state not in UP
+        if failing and status == "inactive" and entry["subscriptions"]:
+            # The ticket's own news is synchronous; the registry hears of a failed connect a
+            # moment later. Never show a failing ticket as merely inactive.
+            status, error = "error", runtime.last_failure
+        created_at = _optional_float(entry["created_at"])
+        last_message = _optional_float(entry["last_message"])
+        entries[name] = TicketEntry(
+            ticket=name,
+            mode=str(entry["mode"]),
+            data_types=_strings(entry["data_types"]),
+            symbols=_strings(entry["symbols"]),
+            created_at=created_at,
+            last_message=last_message,
+            status=str(status),
+            generation=_optional_int(entry["generation"]),
+            parked=bool(entry["parked"]),
+            subscriptions=_strings(entry["subscriptions"]),
+            error=None if error is None else str(error),
+            failed=_causes(entry["failed"]),
+            suspects=_strings(entry["suspects"]),
+            state=runtime.state.value,
+            state_since=runtime.since,
+            reconnects=runtime.reconnects,
+            last_failure=runtime.last_failure,
+            last_failure_at=runtime.last_failure_at,
+            created_at_utc=utc(created_at),
+            last_message_utc=utc(last_message),
+            state_since_utc=utc(runtime.since),
+            last_failure_at_utc=utc(runtime.last_failure_at),
+        )
+    return entries
+
+
+# The sans-IO registry builds each ticket's view as a plain mapping; these read it back typed.
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(str(item) for item in value) if isinstance(value, list | tuple) else ()
+
+
+def _optional_float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _optional_int(value: object) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _causes(value: object) -> Mapping[str, str]:
+    if not isinstance(value, dict):
+        return MappingProxyType({})
+    return MappingProxyType({str(key): str(cause) for key, cause in value.items()})
 
 
 def engine_metrics(core: EngineCore) -> EngineMetrics:

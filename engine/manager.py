@@ -37,6 +37,7 @@ from engine._facade_checks import (
     types_of,
 )
 from engine._facade_views import (
+    TicketEntry,
     TicketUsage,
     debug_tree,
     engine_metrics,
@@ -80,7 +81,14 @@ from engine.subscriptions import (
 from engine.transport import Transport
 from engine.transports import transport_for
 
-__all__ = ("Engine", "OptimizeOutcome", "SubscriptionStream", "TicketUsage", "open_engine")
+__all__ = (
+    "Engine",
+    "OptimizeOutcome",
+    "SubscriptionStream",
+    "TicketEntry",
+    "TicketUsage",
+    "open_engine",
+)
 
 R = TypeVar("R")
 
@@ -532,15 +540,13 @@ class Engine:
         """The registry's current record of a subscription."""
         return self._core.registry.subscription(subscription_id)
 
-    def registry(self) -> dict[str, dict[str, object]]:
-        """The registry's shape, keyed by ticket id: mode, data_types, symbols, created_at,
-        last_message, status (active | inactive | error), plus generation, parked,
+    def registry(self) -> dict[str, TicketEntry]:
+        """Per ticket id, a :class:`~engine.TicketEntry`: mode, data_types, symbols,
+        created_at, last_message, status (active | inactive | error), generation, parked,
         subscriptions, error, failed (subscription id -> cause), suspects, and the connection:
         state (see :class:`~engine.metrics.ConnectionState`), state_since, reconnects,
-        last_failure and last_failure_at.
-
-        Times are Trio clock seconds; each has a ``*_utc`` twin (``created_at_utc``...): the
-        same moment as a wall-clock ``datetime`` in UTC, or ``None``."""
+        last_failure and last_failure_at. Times are Trio clock seconds, each with a ``*_utc``
+        twin; ``entry.to_dict()`` gives a plain dict."""
         return registry_view(self._core)
 
     def metrics(self) -> EngineMetrics:

@@ -47,13 +47,18 @@ async def test_registry_has_the_briefs_shape(autojump_clock: MockClock) -> None:
         view = eng.registry()
         assert list(view) == ["realtime-0"]
         entry = view["realtime-0"]
-        assert entry["mode"] == "realtime"
-        assert sorted(entry["data_types"]) == ["ticker", "trade"]  # type: ignore[call-overload]
-        assert sorted(entry["symbols"]) == ["KRW-BTC", "KRW-ETH"]  # type: ignore[call-overload]
-        assert entry["status"] == "active"
-        assert isinstance(entry["created_at"], float)
+        assert entry.mode == "realtime"
+        assert sorted(entry.data_types) == ["ticker", "trade"]
+        assert sorted(entry.symbols) == ["KRW-BTC", "KRW-ETH"]
+        assert entry.status == "active"
+        assert isinstance(entry.created_at, float)
+        plain = entry.to_dict()  # the plain mapping, for printing or JSON
+        assert {"mode", "data_types", "symbols", "created_at", "last_message", "status"} <= set(
+            plain
+        )
+        assert plain["data_types"] == list(entry.data_types)
         await trio.sleep(2)  # housekeeping records the last frame
-        assert isinstance(eng.registry()["realtime-0"]["last_message"], float)
+        assert isinstance(eng.registry()["realtime-0"].last_message, float)
 
 
 async def test_ticket_usage_per_pool_and_efficiency(autojump_clock: MockClock) -> None:

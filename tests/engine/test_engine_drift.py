@@ -249,11 +249,9 @@ async def test_an_unreachable_websocket_is_logged_once_and_shown_on_the_subscrip
             # for several backoff steps; nothing announces the attempts to wait on.
             await trio.sleep(60)
             entry = eng.registry()["realtime-0"]
-            subscriptions = entry["subscriptions"]
-            assert isinstance(subscriptions, list)
-            assert sub in subscriptions
-            assert entry["state"] in ("backing_off", "connecting")
-            assert "could not connect" in str(entry["last_failure"])
+            assert sub in entry.subscriptions
+            assert entry.state in ("backing_off", "connecting")
+            assert "could not connect" in str(entry.last_failure)
             assert "last_failure=" in eng.debug_tree().render()
             warnings = [
                 r

@@ -105,8 +105,8 @@ async def test_the_one_subscription_a_rejected_request_added_fails_and_the_rest_
         (replay,) = subscribe_requests(emu, after.conn_id)
         assert wire_set(replay) == {("ticker", "KRW-BTC"): False}
         view = eng.registry()["realtime-0"]
-        assert view["status"] == "active"
-        assert view["failed"] == {bad: error.cause}
+        assert view.status == "active"
+        assert view.failed == {bad: error.cause}
         metrics = eng.metrics()
         assert metrics.requests_rejected == 1
         assert metrics.restarts == 0  # a rejection is not a crash
@@ -175,7 +175,7 @@ async def test_suspects_of_one_coalesced_request_are_isolated_so_only_the_culpri
             ("ticker", SILENT),
         }
         view = eng.registry()["realtime-0"]
-        assert (view["status"], view["suspects"], list(view["failed"])) == ("active", [], [bad])  # type: ignore[call-overload]
+        assert (view.status, view.suspects, list(view.failed)) == ("active", (), [bad])
         assert eng.metrics().requests_rejected == 2
         assert eng.metrics().restarts == 0
         assert_within_limits(emu)
@@ -203,7 +203,7 @@ async def test_an_error_frame_is_blamed_only_within_the_attribution_window(
             await trio.sleep(60)
             assert len(emu.connections()) == 1
             view = eng.registry()["realtime-0"]
-            assert (view["status"], view["state"], view["error"]) == (
+            assert (view.status, view.state, view.error) == (
                 "error",
                 "closed",
                 error.cause,

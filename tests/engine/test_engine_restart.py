@@ -225,7 +225,7 @@ async def test_a_ticket_over_its_restart_intensity_fails_its_subscriptions_alone
         assert "last failure: " in cause
         assert "subscribe again" in cause
         view = eng.registry()["realtime-0"]
-        assert (view["status"], view["state"], view["error"]) == ("error", "failed", cause)
+        assert (view.status, view.state, view.error) == ("error", "failed", cause)
         metrics = eng.metrics()
         assert metrics.tickets["realtime-0"].state is ConnectionState.FAILED
         assert metrics.tickets_failed == 1
@@ -236,12 +236,12 @@ async def test_a_ticket_over_its_restart_intensity_fails_its_subscriptions_alone
         # The other ticket never stopped streaming.
         assert eng.subscription(other).state.value == "active"
         assert len(messages(await collect(eng.stream(other), 3))) >= 1
-        assert eng.registry()["realtime-1"]["status"] == "active"
+        assert eng.registry()["realtime-1"].status == "active"
         # The engine stays usable: a new subscription starts the failed ticket afresh.
         again = await eng.subscribe_realtime("ticker", ["KRW-XRP"])
         assert eng.subscription(again).tickets == ("realtime-0",)
         await settle(eng, emu)
-        assert eng.registry()["realtime-0"]["status"] == "active"
+        assert eng.registry()["realtime-0"].status == "active"
         with trio.fail_after(WAIT):
             await emu.wait_for(
                 lambda: eng.metrics().tickets["realtime-0"].state is ConnectionState.READY

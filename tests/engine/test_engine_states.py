@@ -47,7 +47,7 @@ async def test_a_ticket_walks_through_its_states_and_reports_them_everywhere(
         await settle(eng, emu)
         assert states_of(transitions, "realtime-0") == [C.CONNECTING, C.REPLAYING, C.READY]
         entry = eng.registry()["realtime-0"]
-        assert (entry["state"], entry["reconnects"], entry["last_failure"]) == ("ready", 0, None)
+        assert (entry.state, entry.reconnects, entry.last_failure) == ("ready", 0, None)
 
         (conn,) = emu.connections(open_only=True)
         dropped_at = trio.current_time()
@@ -75,9 +75,9 @@ async def test_a_ticket_walks_through_its_states_and_reports_them_everywhere(
             trio.current_time() - ready_at
         )
         entry = eng.registry()["realtime-0"]
-        assert (entry["state"], entry["reconnects"]) == ("ready", 1)
-        assert entry["last_failure"] == ticket.last_failure
-        assert entry["last_failure_at"] == ticket.last_failure_at
+        assert (entry.state, entry.reconnects) == ("ready", 1)
+        assert entry.last_failure == ticket.last_failure
+        assert entry.last_failure_at == ticket.last_failure_at
         line = eng.debug_tree().tickets["realtime-0"].describe()
         assert "state=ready" in line
         assert "reconnects=1" in line
@@ -86,7 +86,7 @@ async def test_a_ticket_walks_through_its_states_and_reports_them_everywhere(
         await eng.unsubscribe_realtime(sub_id)
         with trio.fail_after(WAIT):
             await emu.wait_for(lambda: eng.metrics().tickets["realtime-0"].state is C.PARKED)
-        assert eng.registry()["realtime-0"]["state"] == "parked"
+        assert eng.registry()["realtime-0"].state == "parked"
         usage = eng.get_ticket_usage().realtime
         assert usage.connection_states == {"parked": 1, "closed": 1}  # type: ignore[union-attr]
         outcome = await eng.cleanup_inactive()
@@ -108,8 +108,8 @@ async def test_a_connect_block_shows_as_backing_off(autojump_clock: MockClock) -
             while runtime.state is not C.BACKING_OFF:
                 await runtime.pulse.wait()  # fired on every state change
         entry = eng.registry()["realtime-0"]
-        assert entry["state"] == "backing_off"
-        assert "418" in str(entry["last_failure"])
+        assert entry.state == "backing_off"
+        assert "418" in str(entry.last_failure)
         await settle(eng, emu)
         ticket = eng.metrics().tickets["realtime-0"]
         assert ticket.connects == 1

@@ -30,13 +30,13 @@ async def test_events_and_registry_entries_say_when_in_utc(autojump_clock: MockC
         assert interrupted.utc is not None
         assert gap.utc >= interrupted.utc
         entry = eng.registry()["realtime-0"]
-        created, last = entry["created_at_utc"], entry["last_message_utc"]
+        created, last = entry.created_at_utc, entry.last_message_utc
         assert isinstance(created, datetime)
         assert isinstance(last, datetime)
         # The same moments as the Trio times beside them, on the wall clock.
-        last_at, created_at = entry["last_message"], entry["created_at"]
+        last_at, created_at = entry.last_message, entry.created_at
         assert isinstance(last_at, float)
         assert isinstance(created_at, float)
         trio_span = last_at - created_at
         assert abs((last - created).total_seconds() - trio_span) < 1e-3
-        assert entry["last_failure_at_utc"] is not None
+        assert entry.last_failure_at_utc is not None

@@ -92,8 +92,8 @@ async def test_a_connection_that_cannot_be_made_is_an_event_and_an_error(
             assert item.start - started <= CONNECT_TIMEOUT + 0.5
             assert "timed out" in item.cause or "timeout" in item.cause, item.cause
             (entry,) = eng.registry().values()
-            assert entry["status"] == "error", "registry() shows the failure"
-            assert entry["error"] == item.cause
+            assert entry.status == "error", "registry() shows the failure"
+            assert entry.error == item.cause
             with pytest.raises(SubscriptionTimeoutError) as info:
                 await eng.wait_active(sid, timeout=2 * CONNECT_TIMEOUT)
             assert info.value.cause is not None
@@ -129,7 +129,7 @@ async def test_a_first_connection_that_fails_then_works_brings_a_gap_then_the_sn
         sub = await eng.wait_active(sid)
         assert sub.state is SubscriptionState.ACTIVE
         (entry,) = eng.registry().values()
-        assert entry["status"] == "active", "the error clears once connected"
+        assert entry.status == "active", "the error clears once connected"
 
 
 async def test_wait_settled_returns_once_the_wire_matches_even_with_nothing_left(
