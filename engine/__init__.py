@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from engine._decode import DriftCounter, decode_frame
 from engine.config import EngineConfig
+from engine.connection_state import ConnectionState
 from engine.debug import EngineTree, TicketNode
 from engine.errors import (
     CatalogNotReadyError,
@@ -55,6 +56,7 @@ __all__ = (
     "CatalogNotReadyError",
     "CatalogUnavailableError",
     "ConnectionFailedError",
+    "ConnectionState",
     "Engine",
     "DriftCounter",
     "EngineClosedError",

@@ -15,9 +15,10 @@ import attrs
 import trio
 
 from actors import Supervisor
+from engine.connection_state import ConnectionState
 from engine.debug import EngineTree, TicketNode
 from engine.engine_core import EngineCore
-from engine.metrics import ConnectionState, EngineMetrics, SubscriberMetrics
+from engine.metrics import EngineMetrics, SubscriberMetrics
 from engine.snapshots import SnapshotUsage
 from engine.subscriptions import PoolUsage
 
@@ -98,7 +99,7 @@ class TicketEntry:
     failed: Mapping[str, str]
     #: Subscriptions the next connection tests one request at a time (after a rejection).
     suspects: tuple[str, ...]
-    #: The connection (see :class:`~engine.metrics.ConnectionState`).
+    #: The connection (see :class:`~engine.connection_state.ConnectionState`).
     state: str
     state_since: float
     reconnects: int

@@ -260,7 +260,7 @@ class PoolUsage:
     #: Efficiency on the wire: what open tickets last confirmed sending.
     wire_efficiency: Efficiency
     #: Tickets per connection state (``ready``, ``backing_off``...; see
-    #: ``engine.metrics.ConnectionState``), filled in by ``Engine.get_ticket_usage``.
+    #: ``engine.connection_state.ConnectionState``), filled in by ``Engine.get_ticket_usage``.
     connection_states: Mapping[str, int] = attrs.field(factory=dict)
 
 

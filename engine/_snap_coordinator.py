@@ -26,8 +26,8 @@ from engine._snap_messages import (
     Rejected,
     Results,
     Settled,
+    SnapshotTicketConnected,
     TakeBatch,
-    TicketConnected,
     TicketDown,
     TicketUp,
     Work,
@@ -72,7 +72,7 @@ class _Coordinator:
             case TicketDown(ticket):
                 del self._tickets[ticket]
                 self.book.ticket_down(ticket)
-            case TicketConnected(ticket):
+            case SnapshotTicketConnected(ticket):
                 self.book.set_connected(ticket, True)
             case Settled(ticket, _, batch_id):
                 self.book.settle(ticket, batch_id, lost=False)

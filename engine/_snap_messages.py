@@ -30,7 +30,7 @@ __all__ = (
     "Settled",
     "SnapshotCounters",
     "TakeBatch",
-    "TicketConnected",
+    "SnapshotTicketConnected",
     "TicketDown",
     "TicketUp",
     "Work",
@@ -77,7 +77,7 @@ class TicketDown:
 
 
 @attrs.frozen
-class TicketConnected:
+class SnapshotTicketConnected:
     """A ticket opened its connection."""
 
     ticket: int
@@ -137,7 +137,7 @@ CoordinatorMessage: TypeAlias = (
     | Abandoned
     | TicketUp
     | TicketDown
-    | TicketConnected
+    | SnapshotTicketConnected
     | TakeBatch
     | Delivered
     | Settled

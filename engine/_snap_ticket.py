@@ -49,8 +49,8 @@ from engine._snap_messages import (
     Hub,
     Rejected,
     Settled,
+    SnapshotTicketConnected,
     TakeBatch,
-    TicketConnected,
     TicketDown,
     TicketUp,
     Work,
@@ -95,7 +95,7 @@ class _Progress:
     changed: trio.Event = attrs.field(factory=trio.Event)
 
 
-class _Ticket:
+class _SnapshotTicket:
     def __init__(self, index: int, ctx: ActorContext[Work], hub: Hub, settings: TicketSettings):
         self._index = index
         self._ctx = ctx
@@ -217,7 +217,7 @@ class _Ticket:
         self._hub.counters.connects += 1
         self._failure_log.connected(trio.current_time())
         self._hub.open_tickets.add(self._index)
-        self._report(TicketConnected(self._index, self._generation))
+        self._report(SnapshotTicketConnected(self._index, self._generation))
 
     def _end_progress(self) -> int | None:
         progress, self._progress = self._progress, None
@@ -390,6 +390,6 @@ def ticket_actor(index: int, hub: Hub, settings: TicketSettings) -> ActorFunctio
     async def ticket(
         ctx: ActorContext[Work], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        await _Ticket(index, ctx, hub, settings).run(task_status)
+        await _SnapshotTicket(index, ctx, hub, settings).run(task_status)
 
     return ticket

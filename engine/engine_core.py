@@ -39,9 +39,10 @@ from actors import (
 )
 from engine._failure_log import FailureLog
 from engine.config import EngineConfig
+from engine.connection_state import ConnectionState
 from engine.errors import EngineClosedError
 from engine.markets import CatalogSource, MarketCatalog
-from engine.metrics import ConnectionState, MetricsRecorder, TicketMetrics
+from engine.metrics import MetricsRecorder, TicketMetrics
 from engine.planner import StreamKey
 from engine.ratelimit import RateLimitBackoff, SlidingWindowLimiter, connect_limiter
 from engine.registry_messages import RegistryCommand, SnapshotSeen

@@ -540,11 +540,15 @@ class Engine:
         """The registry's current record of a subscription."""
         return self._core.registry.subscription(subscription_id)
 
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        """The live subscriptions (pending, active, modifying), in creation order."""
+        return self._core.registry.subscriptions()
+
     def registry(self) -> dict[str, TicketEntry]:
         """Per ticket id, a :class:`~engine.TicketEntry`: mode, data_types, symbols,
         created_at, last_message, status (active | inactive | error), generation, parked,
         subscriptions, error, failed (subscription id -> cause), suspects, and the connection:
-        state (see :class:`~engine.metrics.ConnectionState`), state_since, reconnects,
+        state (see :class:`~engine.connection_state.ConnectionState`), state_since, reconnects,
         last_failure and last_failure_at. Times are Trio clock seconds, each with a ``*_utc``
         twin; ``entry.to_dict()`` gives a plain dict."""
         return registry_view(self._core)

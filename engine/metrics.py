@@ -13,7 +13,6 @@ is adding a row.
 
 from __future__ import annotations
 
-import enum
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -22,11 +21,11 @@ from typing import Literal, TypeVar
 import attrs
 
 from engine._frame_report import FrameReport
+from engine.connection_state import ConnectionState
 from engine.snapshots import SnapshotUsage
 from engine.subscriptions import PoolUsage
 
 __all__ = (
-    "ConnectionState",
     "EngineMetrics",
     "LatencySummary",
     "LatencyTracker",
@@ -34,26 +33,6 @@ __all__ = (
     "SubscriberMetrics",
     "TicketMetrics",
 )
-
-
-class ConnectionState(enum.StrEnum):
-    """Where a realtime or private ticket's connection is (``TicketMetrics.state``)."""
-
-    #: Waiting for its turn, the connect limiter, or the WebSocket handshake.
-    CONNECTING = "connecting"
-    #: Connected; sending its replay (and testing suspect subscriptions one by one).
-    REPLAYING = "replaying"
-    #: Replay sent: streaming its subscriptions.
-    READY = "ready"
-    #: Connected and carrying nothing, holding a parking request (soft unsubscribe).
-    PARKED = "parked"
-    #: Waiting before the next attempt: a restart backoff, or an HTTP 429/418 block.
-    BACKING_OFF = "backing_off"
-    #: No connection and none wanted (never started, or closed on purpose).
-    CLOSED = "closed"
-    #: Gave up: restart intensity exceeded, or Upbit refused the API keys. Its subscriptions
-    #: failed; a new subscription placed on it starts it again.
-    FAILED = "failed"
 
 
 @attrs.frozen

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 An incarnation reports ready to its supervisor at once, then runs connections one after
 another (a hard reset closes and reopens without a restart). Whether the *connection* is back
-is the ticket's own state (:class:`~engine.metrics.ConnectionState`, kept in its
+is the ticket's own state (:class:`~engine.connection_state.ConnectionState`, kept in its
 :class:`~engine.engine_tree.TicketRuntime`): waiting inside the supervisor's start would hold up
 every other restart, stop and start of the tickets supervisor for as long as a connect or an
 HTTP 418 block lasts. For each connection, with a fresh engine-wide generation number ``g``:
@@ -71,6 +71,7 @@ from engine._groups import leaf_exceptions
 from engine._pacing import acquire_slot
 from engine._ticket_causes import AUTH_ERROR, RATE_ERRORS, auth_failure, describe
 from engine._ticket_pump import pump
+from engine.connection_state import ConnectionState
 from engine.errors import (
     ConnectionFailedError,
     NoParkingCodeError,
@@ -86,7 +87,6 @@ from engine.messages import (
     Ticker,
     Trade,
 )
-from engine.metrics import ConnectionState
 from engine.planner import StreamKey, build_ticket_request, fresh_keys, parking_request
 from engine.protocol import PING_TEXT, build_request
 from engine.ratelimit import SlidingWindowLimiter, message_limiter
@@ -132,12 +132,12 @@ def ticket_actor(core: EngineCore, name: str) -> Any:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        await _Ticket(core, name, ctx).run(task_status)
+        await _RealtimeTicket(core, name, ctx).run(task_status)
 
     return ticket
 
 
-class _Ticket:
+class _RealtimeTicket:
     def __init__(self, core: EngineCore, name: str, ctx: ActorContext[TicketChange]) -> None:
         self.core = core
         self.name = name

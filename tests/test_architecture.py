@@ -43,6 +43,7 @@ SANS_IO = (
     "engine._route_dedupe",
     "engine._snap_book",
     "engine.config",
+    "engine.connection_state",
     "engine.errors",
     "engine.events",
     "engine.messages",
@@ -183,3 +184,91 @@ def test_the_sans_io_core_imports_no_io_library_even_indirectly() -> None:
             if GRAPH[other][1] & IO_LIBRARIES
         }
         assert not via, f"{module} reaches I/O through {via}"
+
+
+#: The layers of docs/DESIGN.md's package map, bottom up: a module may import its own layer and
+#: the ones before it (``testing`` and ``cli`` sit beside the facade: see LAYER_EXCEPTIONS).
+LAYERS: dict[str, tuple[str, ...]] = {
+    "actors": ("actors",),
+    "wire": (
+        "engine.protocol",
+        "engine.messages",
+        "engine.wire_keys",
+        "engine._decode",
+        "engine._encode",
+        "engine.events",
+        "engine.errors",
+        "engine.config",
+        "engine.connection_state",
+        "engine._groups",
+    ),
+    "markets": ("engine._market_", "engine.markets"),
+    "core": (
+        "engine.ratelimit",
+        "engine.planner",
+        "engine.subscriptions",
+        "engine._plan_",
+        "engine._snap_book",
+        "engine._book_rows",
+        "engine._facade_checks",
+    ),
+    "routing": ("engine.router", "engine._route_", "engine.stream"),
+    "transport": ("engine.transport", "engine._ws_core"),
+    "runtime": (
+        "engine.engine_core",
+        "engine.registry_",
+        "engine.ticket",
+        "engine._ticket_",
+        "engine.snapshots",
+        "engine._snap_",
+        "engine.engine_tree",
+        "engine._pacing",
+        "engine._failure_log",
+        "engine._frame_report",
+        "engine.metrics",
+    ),
+    "facade": ("engine.manager", "engine._facade_", "engine.debug"),
+    "testing": ("engine.testing",),
+    "cli": ("engine.cli", "engine._cli_engine", "engine.demo"),
+}
+ORDER = list(LAYERS)
+#: Edges allowed against the order (none today).
+LAYER_EXCEPTIONS: set[tuple[str, str]] = set()
+
+
+def _layer(module: str) -> str | None:
+    best: tuple[int, str] | None = None
+    for layer, prefixes in LAYERS.items():
+        for prefix in prefixes:
+            # The longest prefix wins (engine._snap_book is core, engine._snap_ticket runtime).
+            if module.startswith(prefix) and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), layer)
+    return None if best is None else best[1]
+
+
+def test_every_module_has_a_layer_and_imports_only_below_it() -> None:
+    unplaced = sorted(m for m in MODULES if m != "engine" and _layer(m) is None)
+    assert not unplaced, f"modules in no layer of the package map: {unplaced}"
+    wrong = []
+    for module, (inside, _) in sorted(GRAPH.items()):
+        mine = _layer(module)
+        if mine is None:
+            continue  # the package itself re-exports the public API
+        for target in sorted(inside):
+            theirs = _layer(target)
+            if theirs is None or (mine, theirs) in LAYER_EXCEPTIONS:
+                continue
+            if ORDER.index(theirs) > ORDER.index(mine):
+                wrong.append(f"{module} ({mine}) imports {target} ({theirs})")
+    assert not wrong, "imports against the package map:\n" + "\n".join(wrong)
+
+
+def test_the_emulator_does_not_build_on_the_engine_it_tests() -> None:
+    uses = {
+        f"{module} -> {target}"
+        for module, (inside, _) in GRAPH.items()
+        if _layer(module) == "testing"
+        for target in inside
+        if _layer(target) in ("routing", "transport", "runtime", "facade", "cli")
+    }
+    assert not uses, f"the emulator imports the engine's own machinery: {sorted(uses)}"

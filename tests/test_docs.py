@@ -90,7 +90,7 @@ def test_the_readme_application_example_survives_an_outage_and_ends() -> None:
                 await trio.sleep(3)
                 await emu.apply(DropConnections("all", "abort"))
                 await trio.sleep(10)
-                for sub in eng._core.registry.subscriptions():  # the example keeps no id
+                for sub in eng.subscriptions():  # the example keeps no id
                     await eng.unsubscribe_realtime(sub.id)
 
             nursery.start_soon(outage_then_unsubscribe)

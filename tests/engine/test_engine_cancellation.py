@@ -291,7 +291,7 @@ async def wait_until(emu: Emulator, predicate: Callable[[], bool]) -> bool:
 async def wait_wire(eng: Engine, emu: Emulator, expected: Wire, where: str) -> None:
     """Wait until the engine settled and the wire matches ``expected``; fail listing why not."""
     if not await wait_until(emu, lambda: engine_settled(eng)):
-        states = {sub.id: sub.state.value for sub in eng._core.registry.subscriptions()}
+        states = {sub.id: sub.state.value for sub in eng.subscriptions()}
         raise AssertionError(f"{where}: expected the engine to settle, states {states}")
     if not await wait_until(emu, lambda: not wire_problems(eng, emu, expected)):
         problems = "; ".join(wire_problems(eng, emu, expected))
@@ -555,7 +555,7 @@ async def test_cancelled_subscribes_leave_no_phantom_subscriptions(
             )
             where = f"after {model.succeeded} subscribes returned, {model.cancelled} cancelled"
             await check_all(eng, emu, model, where)
-            live = eng._core.registry.subscriptions()
+            live = eng.subscriptions()
             assert len(live) == len(model.live), (
                 f"expected {len(model.live)} live subscriptions (the ids returned), "
                 f"found {len(live)}"
@@ -574,7 +574,7 @@ async def test_cancelled_subscribes_leave_no_phantom_subscriptions(
             )
             for sub_id in outcome.subscriptions:
                 model.end(sub_id)
-            left = [sub.id for sub in eng._core.registry.subscriptions()]
+            left = [sub.id for sub in eng.subscriptions()]
             assert left == [], f"expected no live subscription after cleanup, found {left}"
             await check_all(eng, emu, model, "after cleanup")
 

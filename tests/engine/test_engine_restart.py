@@ -8,9 +8,9 @@ import trio
 from trio.testing import MockClock
 
 from actors import NodeState, Restarting
+from engine.connection_state import ConnectionState
 from engine.errors import SubscriptionFailedError
 from engine.events import Gap
-from engine.metrics import ConnectionState
 from engine.testing import Emulator
 from engine.testing.introspection import ConnectionInfo
 
