@@ -18,7 +18,10 @@ from engine.errors import (
 )
 from engine.subscriptions import Subscription, SubscriptionState
 
-__all__ = ("wait_active", "wait_settled")
+__all__ = ("CLOSE_WAIT", "wait_active", "wait_closed", "wait_settled")
+
+#: Seconds ``optimize_subscriptions`` / ``cleanup_inactive`` wait for the tickets they close.
+CLOSE_WAIT = 10.0
 
 
 def _deadline(core: EngineCore, timeout: float | None) -> float:
@@ -86,3 +89,20 @@ def _connection_trouble(core: EngineCore, sub: Subscription) -> str | None:
         if runtime.last_failure:
             return f"{name} is {runtime.state.value}; last failure: {runtime.last_failure}"
     return None
+
+
+async def wait_closed(core: EngineCore, tickets: tuple[str, ...]) -> None:
+    """Wait (at most ``CLOSE_WAIT``) until ``tickets`` have stopped: closing a ticket is
+    asynchronous (the ticket actor stops, then reports the loss), and the caller should see the
+    effect, but never hang on a stuck ticket."""
+    try:
+        with trio.move_on_after(CLOSE_WAIT):
+            for name in tickets:
+                event = core.closing.get(name)
+                if event is not None:
+                    await event.wait()
+    except trio.Cancelled:
+        # The registry already made the change: the caller gets its outcome rather than an
+        # exception that would say nothing happened. Trio cancellation is level-triggered, so
+        # the caller's next checkpoint raises Cancelled all the same.
+        return

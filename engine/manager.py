@@ -44,7 +44,7 @@ from engine._facade_views import (
     registry_view,
     ticket_usage,
 )
-from engine._facade_waits import wait_active, wait_settled
+from engine._facade_waits import wait_active, wait_closed, wait_settled
 from engine.config import EngineConfig
 from engine.debug import EngineTree
 from engine.engine_core import EngineCore
@@ -478,23 +478,8 @@ class Engine:
             lambda reply: Optimize(reply)
         )
         reports, closed = answer
-        await self._wait_closed(closed)
+        await wait_closed(self._core, closed)
         return OptimizeOutcome(reports, closed, before, self._efficiency())
-
-    async def _wait_closed(self, tickets: tuple[str, ...]) -> None:
-        # Closing a ticket is asynchronous (the ticket actor stops, then reports the loss);
-        # wait for it so the caller sees the effect, but never hang on a stuck ticket.
-        try:
-            with trio.move_on_after(CALL_TIMEOUT):
-                for name in tickets:
-                    event = self._core.closing.get(name)
-                    if event is not None:
-                        await event.wait()
-        except trio.Cancelled:
-            # The registry already made the change: the caller gets its outcome rather than
-            # an exception that would say nothing happened. Trio cancellation is level-
-            # triggered, so the caller's next checkpoint raises Cancelled all the same.
-            return
 
     def _efficiency(self) -> float:
         usage = self._core.registry.usage(trio.current_time()).get("realtime")
@@ -515,7 +500,7 @@ class Engine:
             raise ValueError(f"inactive_after must be > 0 seconds, got {after!r}")
         reading = frozenset(sub for sub, stream in self._streams.items() if stream.is_read)
         outcome: CleanupOutcome = await self._call(lambda reply: Cleanup(after, reading, reply))
-        await self._wait_closed(outcome.tickets)
+        await wait_closed(self._core, outcome.tickets)
         return outcome
 
     def get_ticket_usage(self) -> TicketUsage:
