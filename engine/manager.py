@@ -342,6 +342,7 @@ class Engine:
         another stream of it is open and read."""
         core = self._core
         core.registry.subscription(subscription_id)  # raises for unknown ids
+        self._forget_ended_streams()
         current = self._streams.get(subscription_id)
         if current is not None and current.is_read:
             raise StreamBusyError(
@@ -372,6 +373,11 @@ class Engine:
         self._streams[subscription_id] = stream
         tell(ConsumerOpened(subscription_id))
         return stream
+
+    def _forget_ended_streams(self) -> None:
+        # An unclosed stream of an ended subscription (its buffer is gone) holds no slot here.
+        for sub_id in [s for s in self._streams if s not in self._core.buffers]:
+            del self._streams[sub_id]
 
     async def wait_active(
         self,
@@ -498,6 +504,7 @@ class Engine:
         after = self._core.config.inactive_after if inactive_after is None else inactive_after
         if not after > 0:
             raise ValueError(f"inactive_after must be > 0 seconds, got {after!r}")
+        self._forget_ended_streams()
         reading = frozenset(sub for sub, stream in self._streams.items() if stream.is_read)
         outcome: CleanupOutcome = await self._call(lambda reply: Cleanup(after, reading, reply))
         await wait_closed(self._core, outcome.tickets)

@@ -74,7 +74,6 @@ from engine.registry_messages import (
     SnapshotSeen,
     Subscribe,
     TicketConnected,
-    TicketConnectFailed,
     TicketGaveUp,
     TicketLost,
     TicketSent,
@@ -184,8 +183,6 @@ class _RegistryState:
                 )
             case TicketLost(ticket, generation, cause, at):
                 self.on_lost(ticket, generation, cause, at)
-            case TicketConnectFailed(ticket, cause):
-                self.core.registry.connect_failed(ticket, cause)
             case AuthFailed(ticket, cause) | TicketGaveUp(ticket, cause):
                 self.on_ticket_failed(ticket, cause)
             case RequestRejected():

@@ -34,7 +34,6 @@ __all__ = (
     "SnapshotOverdue",
     "SnapshotSeen",
     "Subscribe",
-    "TicketConnectFailed",
     "TicketConnected",
     "TicketGaveUp",
     "TicketLost",
@@ -133,14 +132,6 @@ class TicketLost:
     generation: int
     cause: str | None
     at: float
-
-
-@attrs.frozen
-class TicketConnectFailed:
-    """A ticket could not connect (``cause``), or is held back from connecting."""
-
-    ticket: str
-    cause: str
 
 
 @attrs.frozen
@@ -268,7 +259,6 @@ RegistryCommand = (
     | TicketConnected
     | TicketSent
     | TicketLost
-    | TicketConnectFailed
     | AuthFailed
     | TicketGaveUp
     | RequestRejected

@@ -432,14 +432,6 @@ class Registry(RegistryBase):
         self._settle(now)
         return True
 
-    def connect_failed(self, ticket: str, cause: str) -> None:
-        """``ticket`` could not connect because of ``cause``: while it stays down with streams
-        to carry, ``registry_view`` shows it as ``error`` with that cause (a connection
-        clears it)."""
-        state = self._ticket(ticket)
-        if state.generation is None:
-            state.lost_cause = cause
-
     def ticket_lost(self, ticket: str, generation: int, cause: str | None, *, now: float) -> bool:
         """The connection of ``generation`` ended (``cause`` None: closed on purpose).
 

@@ -79,14 +79,6 @@ from engine.errors import (
     ServerError,
 )
 from engine.markets import choose_parking_code
-from engine.messages import (
-    Candle,
-    MyAsset,
-    MyOrder,
-    Orderbook,
-    Ticker,
-    Trade,
-)
 from engine.planner import StreamKey, build_ticket_request, fresh_keys, parking_request
 from engine.protocol import PING_TEXT, build_request
 from engine.ratelimit import SlidingWindowLimiter, message_limiter
@@ -96,7 +88,6 @@ from engine.registry_messages import (
     RequestRejected,
     SnapshotOverdue,
     TicketConnected,
-    TicketConnectFailed,
     TicketGaveUp,
     TicketLost,
     TicketSent,
@@ -119,7 +110,6 @@ TicketOutcome = Literal["reset", "close"]
 #: no SNAPSHOT can show that the request was accepted.
 ATTRIBUTION_WINDOW = 1.0
 
-_MESSAGE_TYPES = frozenset({Ticker, Trade, Orderbook, Candle, MyOrder, MyAsset})
 #: Seconds a ticket waits for the registry's answer to ``TicketConnected``.
 _REGISTRY_TIMEOUT = 10.0
 
@@ -289,7 +279,6 @@ class _RealtimeTicket:
         if self.runtime.lost_at is None:
             self.runtime.lost_at = now
         self.core.router.connect_failed(self.name, cause, at=now)
-        self._tell_registry(TicketConnectFailed(self.name, cause))
 
     def _tell_registry(self, message: Any) -> None:
         ref = self.core.registry_ref

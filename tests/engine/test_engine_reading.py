@@ -114,7 +114,7 @@ async def test_cleanup_never_ends_a_stream_that_is_read(autojump_clock: MockCloc
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read_forever)
-            await trio.sleep(5)
+            await trio.sleep(5)  # mock time passes: far beyond inactive_after
             outcome = await eng.cleanup_inactive(inactive_after=0.001)
             assert quiet not in outcome.subscriptions, "a read stream is never released"
             assert unread in outcome.subscriptions, "a closed one is"
@@ -139,7 +139,8 @@ async def test_releasing_a_read_subscription_ends_its_loop_with_an_event(
 
             nursery.start_soon(reader)
             await settle(eng, emu)
-            await trio.sleep(1)
+            with trio.fail_after(WAIT):
+                await emu.wait_for(lambda: bool(ended))  # the reader is in its loop
             await eng.unsubscribe_realtime(mine)
         assert isinstance(ended[-1], Ended), "the last item says the stream ended"
         assert ended[-1].reason == "unsubscribed"
@@ -170,3 +171,17 @@ async def test_duplicate_advice_matches_the_reading_model(autojump_clock: MockCl
         assert "memory channel" in finding.message
         problems = eng.subscription_problems("ticker", "KRW-BTC")
         assert any("one reader" in problem for problem in problems)
+
+
+async def test_an_unclosed_stream_of_an_ended_subscription_holds_no_reader_slot(
+    autojump_clock: MockClock,
+) -> None:
+    async with engine_on_emulator() as (eng, _emu):
+        sid = await eng.subscribe_realtime("trade", "KRW-BTC")
+        forgotten = eng.stream(sid)  # never closed, never read
+        await eng.unsubscribe_realtime(sid)
+        # The ended subscription can still be opened (to read its end) without StreamBusyError,
+        # and the forgotten stream still reads to its Ended.
+        late = eng.stream(sid)
+        assert isinstance(await late.receive(), Ended)
+        assert isinstance(await forgotten.receive(), Ended)

@@ -12,6 +12,7 @@ import trio
 from trio.testing import MockClock
 
 from engine import (
+    Engine,
     Gap,
     Interrupted,
     InvalidSubscriptionError,
@@ -44,6 +45,22 @@ async def _silent_server() -> AsyncIterator[str]:
         nursery.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def _engine_without_a_server() -> AsyncIterator[Engine]:
+    """An engine whose WebSocket URL is a server that never answers the handshake."""
+    async with (
+        _silent_server() as url,
+        open_engine(
+            ws_url=url,
+            catalog=catalog(),
+            connect_timeout=CONNECT_TIMEOUT,
+            transport=transport_name(),
+            seed=1,
+        ) as eng,
+    ):
+        yield eng
+
+
 async def test_wait_active_returns_once_the_snapshot_is_in_the_stream(
     autojump_clock: MockClock,
 ) -> None:
@@ -72,16 +89,7 @@ async def test_a_connection_that_cannot_be_made_is_an_event_and_an_error(
     autojump_clock: MockClock,
 ) -> None:
     # The reported case: the server accepts TCP and never answers the handshake.
-    async with (
-        _silent_server() as url,
-        open_engine(
-            ws_url=url,
-            catalog=catalog(),
-            connect_timeout=CONNECT_TIMEOUT,
-            transport=transport_name(),
-            seed=1,
-        ) as eng,
-    ):
+    async with _engine_without_a_server() as eng:
         started = trio.current_time()
         sid = await eng.subscribe_realtime("ticker", "KRW-BTC")
         async with eng.stream(sid) as stream:
@@ -156,16 +164,7 @@ async def test_wait_settled_returns_once_the_wire_matches_even_with_nothing_left
 async def test_wait_settled_says_what_is_pending_when_it_runs_out(
     autojump_clock: MockClock,
 ) -> None:
-    async with (
-        _silent_server() as url,
-        open_engine(
-            ws_url=url,
-            catalog=catalog(),
-            connect_timeout=CONNECT_TIMEOUT,
-            transport=transport_name(),
-            seed=1,
-        ) as eng,
-    ):
+    async with _engine_without_a_server() as eng:
         sid = await eng.subscribe_realtime("ticker", "KRW-BTC")
         with pytest.raises(NotSettledError) as info:
             await eng.wait_settled(timeout=5)

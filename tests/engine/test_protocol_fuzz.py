@@ -68,6 +68,7 @@ ALL_KEYS = sorted(
 #: Per the decoder's contract: a frame cannot be decoded without these (DEFAULT names).
 IDENTITY = frozenset({"type", "code", "sequential_id"})
 #: Fields Upbit normally omits or nulls: no drift when missing or null (a wrong type is drift).
+#: An independent oracle: written from docs/UPBIT.md, not imported from the decoder it checks.
 USUALLY_ABSENT: Mapping[str, frozenset[str]] = {
     "ticker": frozenset({"is_trading_suspended", "delisting_date", "market_warning"}),
     "orderbook": frozenset({"level"}),
