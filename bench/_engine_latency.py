@@ -22,9 +22,9 @@ import attrs
 import trio
 
 from engine import EVENT_TYPES, Engine, InvalidSubscriptionError, SubscriptionStream
-from engine.protocol import PING_TEXT
-from engine.subscriptions import PoolUsage
+from engine.core.registry import PoolUsage
 from engine.transport import CloseInfo, Connection, TrioWebsocketTransport
+from engine.wire.protocol import PING_TEXT
 
 __all__ = (
     "ChangeCost",

@@ -19,8 +19,8 @@ import trio_websocket
 
 from bench._engine_emulator import EmulatorCounters, EmulatorProcess
 from engine import EVENT_TYPES, open_engine
-from engine.protocol import decode_frame
 from engine.transport import DEFAULT_MAX_MESSAGE_SIZE, TrioWebsocketTransport
+from engine.wire.protocol import decode_frame
 
 __all__ = ("RoundResult", "bare_request", "bare_round", "engine_round")
 

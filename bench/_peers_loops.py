@@ -183,7 +183,7 @@ async def sansio_loop(url: str, meter: Meter) -> None:
 def engine_transport(name: str) -> Transport:
     """The transport object for ``name``; :class:`Unavailable` if this checkout lacks it."""
     try:
-        from engine.transports import transport_for
+        from engine.transport import transport_for
     except ImportError:
         if name == "trio-websocket":
             from engine.transport import TrioWebsocketTransport

@@ -52,9 +52,10 @@ def clock_offset() -> float:
 class SnapshotTap:
     """Stamps each route's SNAPSHOT as the router confirms it, per subscription.
 
-    Wraps the router's ``on_snapshot`` callback (a private seam of ``engine.router.Router``; the
-    benchmark fails loudly if it moves). :meth:`arm` starts a new round: from then on each
-    subscription waits for every one of its routes to be confirmed again.
+    Wraps the router's ``on_snapshot`` callback (a private seam of
+    ``engine.routing.router.Router``; the benchmark fails loudly if it moves). :meth:`arm` starts a
+    new round: from then on each subscription waits for every one of its routes to be confirmed
+    again.
     """
 
     def __init__(self, engine: Engine, pulse: Pulse) -> None:

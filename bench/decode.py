@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 
 from bench._report import write_section
-from engine.protocol import decode_frame
+from engine.wire.protocol import decode_frame
 
 
 def java_double(value: float) -> str:
@@ -221,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, fmt, size, loads, decode, ratio in rows
     ]
     body = (
-        "Typed decoding (`engine.protocol.decode_frame`: parse, dispatch, validate every field's "
-        "type, build frozen attrs models) against bare `orjson.loads` of the same frame, "
+        "Typed decoding (`engine.wire.protocol.decode_frame`: parse, dispatch, validate "
+        "every field's type, build frozen attrs models) against bare `orjson.loads` of the same "
+        "frame, "
         f"interleaved in the same process; each round keeps the fastest of 50 alternating slices "
         f"per function, the table gives the median of {args.rounds} rounds. The cost column is "
         "decode time divided by `orjson.loads` time. "

@@ -1,12 +1,12 @@
 """What one subscription change costs the routing table: the registry actor's publish step,
-incremental (``engine._route_publish``) against the from-scratch publish it replaced, same run.
+incremental (``engine.routing.publish``) against the from-scratch publish it replaced, same run.
 
 Every change goes through the registry (sans-IO), then the routes are published to the router
 *before* anything is sent, on the Trio thread: while it runs, no frame is routed. Two worlds read
 the same registry after each change: one publishes from scratch, the work every change used to
 cost (``full_routes``: every route rebuilt and validated into a new ``RoutingTable``, then
 ``Router.publish`` recompiling every stream), the other with
-:func:`engine._route_publish.publish_routes`. Each world has its own router and buffers; after
+:func:`engine.routing.publish.publish_routes`. Each world has its own router and buffers; after
 every change both routers are checked to hold the same routes and waits.
 
 Shapes:
@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import attrs
 
 from bench._report import write_section
-from engine._route_publish import full_routes, publish_routes
-from engine.router import RouteId, Router, SubscriberBuffer
-from engine.subscriptions import Registry
+from engine.core.registry import Registry
+from engine.routing.publish import full_routes, publish_routes
+from engine.routing.router import RouteId, Router, SubscriberBuffer
 from engine.testing.marketdata import default_catalog
 
 TYPES = ("ticker", "trade", "orderbook")
@@ -61,7 +61,7 @@ class World:
 
 def previous_publish(core: World) -> None:
     """What every change cost before publishing became incremental: the engine's from-scratch
-    path (:func:`~engine._route_publish.full_routes`, then ``Router.publish``)."""
+    path (:func:`~engine.routing.publish.full_routes`, then ``Router.publish``)."""
     table, flagged = full_routes(core)
     core.router.publish(table)
     core.awaiting.clear()
@@ -250,9 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     body = (
         "Cost of publishing the routing table after one registry change, on the Trio thread "
         "(no frame is routed meanwhile). *From scratch* is what every change cost before "
-        "(`engine._route_publish.full_routes`: every `Route` rebuilt and validated into a new "
+        "(`engine.routing.publish.full_routes`: every `Route` rebuilt and validated into a new "
         "`RoutingTable`, then `Router.publish` recompiling every stream); *incremental* is "
-        "`engine._route_publish.publish_routes` "
+        "`engine.routing.publish.publish_routes` "
         "(only the routes of what changed, through `Router.update`). Both read the same "
         "registry after each change, in one process, and their routers are checked to agree "
         "after every change. The last column is the registry's own work for the change "

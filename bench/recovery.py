@@ -48,7 +48,8 @@ from bench._recovery_report import (
 from bench._recovery_trials import Fault, TrialResult, Workload, run_trial
 from bench._report import write_section
 from engine.config import EngineConfig
-from engine.markets import MarketCatalog, fetch_catalog
+from engine.markets import MarketCatalog
+from engine.rest import fetch_catalog
 from engine.testing import default_catalog
 from engine.testing.faults import DropHow
 

@@ -36,11 +36,11 @@ import trio
 import trio.testing
 
 from bench._report import write_section
-from engine.messages import Message, Orderbook, Ticker, Trade
-from engine.planner import StreamKey
-from engine.protocol import decode_frame
-from engine.router import Route, Router, RoutingTable, SubscriberBuffer
+from engine.core.keys import StreamKey
+from engine.routing.router import Route, Router, RoutingTable, SubscriberBuffer
 from engine.testing.marketdata import MarketSimulator, default_catalog
+from engine.wire.messages import Message, Orderbook, Ticker, Trade
+from engine.wire.protocol import decode_frame
 
 TICKET = "realtime-0"
 BATCH = 64

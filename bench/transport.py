@@ -37,7 +37,7 @@ import trio
 from bench._report import write_section
 from engine.testing.marketdata import MarketSimulator, default_catalog
 from engine.transport import Transport, TrioWebsocketTransport
-from engine.transport_websockets import WebsocketsTransport
+from engine.transport.websockets_transport import WebsocketsTransport
 
 #: Frames in the buffer the source repeats (about 450 bytes each: roughly 1.8 MB).
 FRAMES_IN_BUFFER = 4096
@@ -215,8 +215,8 @@ def main() -> None:
         "ratio to trio-websocket (CPU) |\n"
         "|---|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n\n"
         "The fast path slices final, unmasked, unfragmented data frames itself and hands every "
-        "other frame to websockets' protocol (see `engine/_ws_core.py`); the third row sends "
-        "every frame through websockets' generator-based parser."
+        "other frame to websockets' protocol (see `engine/transport/frame_core.py`); "
+        "the third row sends every frame through websockets' generator-based parser."
     )
     print(body)
     if not args.no_write:

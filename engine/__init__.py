@@ -5,10 +5,8 @@ Start with :func:`open_engine`; the emulator for tests is in :mod:`engine.testin
 
 from __future__ import annotations
 
-from engine._decode import DriftCounter, decode_frame
 from engine.config import EngineConfig
-from engine.connection_state import ConnectionState
-from engine.debug import EngineTree, TicketNode
+from engine.core.connection_state import ConnectionState
 from engine.errors import (
     CatalogNotReadyError,
     CatalogUnavailableError,
@@ -28,7 +26,7 @@ from engine.errors import (
     UpbitEngineError,
 )
 from engine.events import EVENT_TYPES, Ended, EngineEvent, Gap, Interrupted, SnapshotMissing
-from engine.manager import (
+from engine.facade.engine import (
     Engine,
     OptimizeOutcome,
     SubscriptionStream,
@@ -36,7 +34,10 @@ from engine.manager import (
     TicketUsage,
     open_engine,
 )
-from engine.messages import (
+from engine.observability.debug import EngineTree, TicketNode
+from engine.observability.metrics import EngineMetrics
+from engine.wire.decode import DriftCounter, decode_frame
+from engine.wire.messages import (
     AssetBalance,
     Candle,
     MyAsset,
@@ -47,7 +48,6 @@ from engine.messages import (
     Trade,
     UnknownMessage,
 )
-from engine.metrics import EngineMetrics
 
 __all__ = (
     "EVENT_TYPES",

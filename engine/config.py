@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from actors.intensity import BackoffPolicy, Jitter
-from engine.wire_keys import CANDLE_TYPES
+from engine.wire.keys import CANDLE_TYPES
 
 __all__ = (
     "FORMATS",

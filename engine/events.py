@@ -1,7 +1,8 @@
 """Engine events: what the engine itself says inside a subscriber's stream.
 
-``async for msg in engine.stream(sub_id)`` yields Upbit's messages (:mod:`engine.messages`) and,
-between them, these events. Two mark the ends of a connection outage:
+``async for msg in engine.stream(sub_id)`` yields Upbit's messages
+(:mod:`engine.wire.messages`) and, between them, these events. Two mark the ends of a connection
+outage:
 
 - :class:`Interrupted` arrives as soon as the connection carrying some of the subscription's
   streams is lost: from now on the data on hand may be stale, and a quiet stream is quiet because

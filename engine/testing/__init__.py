@@ -10,7 +10,6 @@ from the documented wire the way Upbit's has before. The pytest fixture ``upbit_
 
 from __future__ import annotations
 
-from engine.testing._auth import make_jwt
 from engine.testing.config import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_SECRET_KEY,
@@ -19,7 +18,8 @@ from engine.testing.config import (
     Quirks,
 )
 from engine.testing.drift import Drift
-from engine.testing.emulator import Emulator, open_emulator
+from engine.testing.emulator.auth import make_jwt
+from engine.testing.emulator.facade import Emulator, open_emulator
 from engine.testing.faults import (
     DropConnections,
     FaultAction,
@@ -44,7 +44,7 @@ from engine.testing.introspection import (
     RequestRecord,
     SubscriptionEntry,
 )
-from engine.testing.marketdata import (
+from engine.testing.marketdata.market import (
     MAJOR_MARKETS,
     Listing,
     MarketEvent,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from engine.testing.drift import Drift
-from engine.wire_keys import DEFAULT_TO_SIMPLE, ORDERBOOK_UNIT_KEYS
+from engine.wire.keys import DEFAULT_TO_SIMPLE, ORDERBOOK_UNIT_KEYS
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy

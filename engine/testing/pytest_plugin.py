@@ -22,7 +22,7 @@ import attrs
 import pytest
 
 from engine.testing.config import EmulatorConfig
-from engine.testing.emulator import Emulator, open_emulator
+from engine.testing.emulator.facade import Emulator, open_emulator
 
 __all__ = ("pytest_configure", "upbit_emulator")
 

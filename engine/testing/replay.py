@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.testing.marketdata import Listing, MarketEvent, MarketSimulator
+from engine.testing.marketdata.market import Listing, MarketEvent, MarketSimulator
 
 __all__ = ("ReplayMarket",)
 

@@ -10,11 +10,11 @@ import attrs
 import trio
 
 from engine.events import Gap, Interrupted
-from engine.manager import Engine, SubscriptionStream, open_engine
-from engine.messages import Message
-from engine.router import StreamItem
+from engine.facade.engine import Engine, SubscriptionStream, open_engine
+from engine.routing.router import StreamItem
 from engine.testing import MAJOR_MARKETS, Emulator, EmulatorConfig, open_emulator
 from engine.testing.introspection import RequestRecord
+from engine.wire.messages import Message
 
 MAJORS = MAJOR_MARKETS
 #: Bound for any single wait on the mock clock.

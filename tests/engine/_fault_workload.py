@@ -35,12 +35,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
+from engine.core.registry import SubscriptionKind
 from engine.errors import InvalidSubscriptionError, SubscriptionFailedError, UpbitEngineError
 from engine.events import Ended, Gap, Interrupted, SnapshotMissing
-from engine.manager import Engine, SubscriptionStream, open_engine
-from engine.messages import Message, Trade
-from engine.router import StreamItem, SubscriberBuffer
-from engine.subscriptions import SubscriptionKind
+from engine.facade.engine import Engine, SubscriptionStream, open_engine
+from engine.routing.router import StreamItem, SubscriberBuffer
 from engine.testing import MAJOR_MARKETS, Emulator, EmulatorConfig, FaultPlan, open_emulator
 from engine.testing.faults import (
     ACTION_TYPES,
@@ -52,6 +51,7 @@ from engine.testing.faults import (
     action_from_json,
     action_to_json,
 )
+from engine.wire.messages import Message, Trade
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy

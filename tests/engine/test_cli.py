@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio_websocket
 
-from engine.cli import build_parser, main
+from engine.cli.entry import build_parser, main
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine._cli_engine import describe
-from engine.cli import main
+from engine.cli.commands import describe
+from engine.cli.entry import main
 from engine.events import Gap, Interrupted
-from engine.messages import Orderbook, OrderbookUnit
+from engine.wire.messages import Orderbook, OrderbookUnit
 
 
 def test_snapshot_prints_one_line_per_code(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,7 +17,7 @@ from engine.config import (
     OverflowPolicies,
     OverflowPolicy,
 )
-from engine.wire_keys import CANDLE_TYPES
+from engine.wire.keys import CANDLE_TYPES
 
 SECRET = "s3cr3t-value-that-must-not-leak"
 

@@ -1,4 +1,4 @@
-"""Tests for engine._plan_inspect.find_conflicts: each check's findings, messages and order.
+"""Tests for engine.core.inspect.find_conflicts: each check's findings, messages and order.
 
 The records are built by hand (not through a ``Registry``) so each test can set up placements the
 registry would never make, and pin exactly what every check reports and in which order.
@@ -8,16 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine._plan_inspect import find_conflicts
-from engine._plan_keys import StreamKey
-from engine._plan_lifecycle import SubscriptionState
-from engine._plan_records import (
-    Conflict,
-    ConflictKind,
-    Subscription,
-    SubscriptionKind,
-    TicketStatus,
-)
+from engine.core.inspect import find_conflicts
+from engine.core.keys import StreamKey
+from engine.core.lifecycle import SubscriptionState
+from engine.core.records import Conflict, ConflictKind, Subscription, SubscriptionKind, TicketStatus
 
 REALTIME = SubscriptionKind.REALTIME
 SNAPSHOT = SubscriptionKind.SNAPSHOT

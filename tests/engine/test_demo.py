@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from engine.demo import run_demo
+from engine.cli.demo import run_demo
 
 
 async def test_demo_runs_every_step_and_recovers_from_the_drop(autojump_clock: object) -> None:

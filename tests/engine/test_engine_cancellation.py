@@ -50,12 +50,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trio.testing import MockClock
 
+from engine.core.keys import StreamKey
+from engine.core.registry import ConflictKind, SubscriptionState
 from engine.errors import InvalidSubscriptionError
-from engine.manager import Engine
-from engine.planner import StreamKey
-from engine.registry_messages import CleanupOutcome
-from engine.snapshots import SnapshotUsage
-from engine.subscriptions import ConflictKind, SubscriptionState
+from engine.facade.engine import Engine
+from engine.observability.metrics import SnapshotUsage
+from engine.runtime.registry_messages import CleanupOutcome
 from engine.testing import Emulator
 
 from ._engine_support import WAIT, emulator_set, engine_on_emulator

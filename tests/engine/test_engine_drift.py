@@ -31,9 +31,9 @@ from engine import (
     Trade,
     open_engine,
 )
-from engine.manager import Engine, SubscriptionStream
-from engine.router import StreamItem
-from engine.subscriptions import ConflictKind
+from engine.core.registry import ConflictKind
+from engine.facade.engine import Engine, SubscriptionStream
+from engine.routing.router import StreamItem
 from engine.testing import Drift, open_emulator
 
 from ._engine_support import WAIT, emulator_config, engine_on_emulator, transport_name, until

@@ -11,11 +11,11 @@ from trio.testing import MockClock
 
 from engine.errors import SubscriptionFailedError
 from engine.events import Gap
-from engine.manager import SubscriptionStream
+from engine.facade.engine import SubscriptionStream
 from engine.markets import MarketCatalog
-from engine.messages import Ticker
+from engine.runtime.ticket import ATTRIBUTION_WINDOW
 from engine.testing import Emulator
-from engine.ticket import ATTRIBUTION_WINDOW
+from engine.wire.messages import Ticker
 
 from ._engine_support import (
     MAJORS,

@@ -14,9 +14,9 @@ from trio.testing import MockClock
 
 from engine.errors import InvalidSubscriptionError, SubscriptionFailedError
 from engine.events import Gap, Interrupted
-from engine.manager import Engine, open_engine
-from engine.messages import MyAsset, MyOrder
+from engine.facade.engine import Engine, open_engine
 from engine.testing import Emulator, make_my_asset, make_my_order, open_emulator
+from engine.wire.messages import MyAsset, MyOrder
 
 from ._engine_support import (
     WAIT,

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trio.testing import MockClock
 
-from engine.manager import Engine, SubscriptionStream
-from engine.messages import Orderbook
-from engine.router import StreamItem
+from engine.facade.engine import Engine, SubscriptionStream
+from engine.routing.router import StreamItem
 from engine.testing import Emulator
+from engine.wire.messages import Orderbook
 
 from ._engine_support import WAIT, engine_on_emulator, settle
 

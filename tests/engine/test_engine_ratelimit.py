@@ -10,8 +10,8 @@ from trio.testing import MockClock
 
 from engine.errors import SnapshotTimeoutError
 from engine.events import Gap, Interrupted
-from engine.messages import Ticker, Trade
 from engine.testing import Limits
+from engine.wire.messages import Ticker, Trade
 
 from ._engine_support import (
     MAJORS,

@@ -9,8 +9,8 @@ import trio
 from trio.testing import MockClock
 
 from engine import Ended, StreamBusyError
+from engine.core.registry import ConflictKind
 from engine.events import EVENT_TYPES
-from engine.subscriptions import ConflictKind
 
 from ._engine_support import WAIT, engine_on_emulator, settle, until
 

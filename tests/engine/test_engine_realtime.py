@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from trio.testing import MockClock
 
-from engine.messages import Ticker
+from engine.wire.messages import Ticker
 
 from ._engine_support import (
     collect,

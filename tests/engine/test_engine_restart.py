@@ -8,7 +8,7 @@ import trio
 from trio.testing import MockClock
 
 from actors import NodeState, Restarting
-from engine.connection_state import ConnectionState
+from engine.core.connection_state import ConnectionState
 from engine.errors import SubscriptionFailedError
 from engine.events import Gap
 from engine.testing import Emulator

@@ -7,8 +7,8 @@ import trio
 from trio.testing import MockClock
 
 from engine.errors import InvalidSubscriptionError, UnknownMarketError
-from engine.messages import Orderbook, Ticker
 from engine.testing import Drift
+from engine.wire.messages import Orderbook, Ticker
 
 from ._engine_support import MAJORS, collect, engine_on_emulator, messages, settle
 

@@ -7,9 +7,9 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from engine.connection_state import ConnectionState
-from engine.engine_tree import TicketRuntime
+from engine.core.connection_state import ConnectionState
 from engine.events import Gap
+from engine.runtime.tree import TicketRuntime
 
 from ._engine_support import WAIT, collect, engine_on_emulator, settle, until
 

@@ -20,9 +20,9 @@ from engine import (
     SubscriptionTimeoutError,
     open_engine,
 )
-from engine.messages import Ticker
-from engine.subscriptions import SubscriptionState
+from engine.core.registry import SubscriptionState
 from engine.testing import RejectConnects
+from engine.wire.messages import Ticker
 
 from ._engine_support import WAIT, emulator_set, engine_on_emulator, transport_name, until
 from .test_markets_samples import catalog

@@ -1,4 +1,7 @@
-"""Connection failures reach the log once per cause, not once per retry (engine._failure_log)."""
+"""Connection failures reach the log once per cause, not once per retry.
+
+(engine.observability.failure_log)
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import logging
 
 import pytest
 
-from engine._failure_log import HEALTHY_AFTER, FailureLog
+from engine.observability.failure_log import HEALTHY_AFTER, FailureLog
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:

@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from engine.errors import CatalogUnavailableError
-from engine.markets import REST_REQUESTS_PER_SECOND, fetch_catalog
+from engine.rest import REST_REQUESTS_PER_SECOND, fetch_catalog
 from tests.engine.test_markets_samples import instruments, market_all
 
 REST = "https://rest.test"

@@ -10,7 +10,8 @@ import trio
 import trio.testing
 
 from engine.errors import CatalogUnavailableError
-from engine.markets import CatalogSource, MarketCatalog
+from engine.markets import MarketCatalog
+from engine.rest import CatalogSource
 from tests.engine.test_markets_samples import catalog, instruments, market_all
 
 FIRST = catalog()

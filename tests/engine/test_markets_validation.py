@@ -20,7 +20,7 @@ from engine.markets import (
     subscription_problems,
     validate_subscription,
 )
-from engine.wire_keys import CANDLE_TYPES, DEFAULT_TO_SIMPLE
+from engine.wire.keys import CANDLE_TYPES, DEFAULT_TO_SIMPLE
 from tests.engine.test_markets_samples import catalog
 
 CATALOG = catalog()

@@ -1,4 +1,4 @@
-"""The models of engine.messages: every documented field, frozen, slotted, typed as promised.
+"""The models of engine.wire.messages: every documented field, frozen, slotted, typed as promised.
 
 They are tolerant readers: only identity is required, every other field is optional (``None`` or a
 neutral default), and keys the models do not know travel in ``extra``, outside equality.
@@ -17,8 +17,9 @@ import attrs
 import orjson
 import pytest
 
-from engine import messages, wire_keys
-from engine.protocol import decode_frame, encode_frame
+from engine.wire import keys as wire_keys
+from engine.wire import messages
+from engine.wire.protocol import decode_frame, encode_frame
 from tests.engine.test_protocol_decode import (
     MY_ASSET,
     MY_ORDER,

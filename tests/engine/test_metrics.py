@@ -8,18 +8,18 @@ import re
 import attrs
 import pytest
 
-from engine._plan_efficiency import Efficiency
-from engine.metrics import (
+from engine.core.efficiency import Efficiency
+from engine.core.registry import PoolUsage, SubscriptionKind
+from engine.observability.metrics import (
     ConnectionState,
     EngineMetrics,
     LatencySummary,
     LatencyTracker,
     MetricsRecorder,
+    SnapshotUsage,
     SubscriberMetrics,
     TicketMetrics,
 )
-from engine.snapshots import SnapshotUsage
-from engine.subscriptions import PoolUsage, SubscriptionKind
 
 #: Fields of EngineMetrics the exposition leaves out on purpose.
 NOT_EXPORTED = frozenset({"at"})
@@ -47,7 +47,7 @@ def test_recorder_counts_received_messages_per_type() -> None:
 
 
 def test_prometheus_labels_are_escaped_and_numbers_formatted() -> None:
-    from engine.metrics import _label_text, _number
+    from engine.observability.metrics import _label_text, _number
 
     assert _label_text({"subscription": 'a"b\\c\nd'}) == '{subscription="a\\"b\\\\c\\nd"}'
     assert _label_text({"type": "t", "field": "f"}) == '{type="t",field="f"}'
@@ -314,7 +314,7 @@ def test_every_field_of_engine_metrics_shows_in_the_text(field: str) -> None:
 
 
 def test_the_table_names_each_family_once_and_only_counters_end_in_total() -> None:
-    from engine.metrics import _FAMILIES
+    from engine.observability.metrics import _FAMILIES
 
     names = [family.name for family in _FAMILIES]
     assert len(names) == len(set(names))
@@ -329,7 +329,7 @@ def test_the_table_names_each_family_once_and_only_counters_end_in_total() -> No
 
 
 def test_an_empty_snapshot_still_lists_every_family() -> None:
-    from engine.metrics import _FAMILIES
+    from engine.observability.metrics import _FAMILIES
 
     empty = EngineMetrics(
         at=0.0,

@@ -6,8 +6,8 @@ import random
 
 import trio
 
-from engine._pacing import acquire_slot
-from engine.ratelimit import message_limiter
+from engine.core.ratelimit import message_limiter
+from engine.runtime.pacing import acquire_slot
 
 
 async def test_acted_times_never_exceed_any_window(autojump_clock: object) -> None:

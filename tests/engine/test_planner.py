@@ -1,4 +1,4 @@
-"""Tests for engine.planner: packing rules, repack, diff, request building, efficiency."""
+"""Tests for engine.core: packing rules, repack, diff, request building, efficiency."""
 
 from __future__ import annotations
 
@@ -8,22 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.planner import (
-    StreamKey,
-    TicketPlan,
-    build_ticket_request,
-    consolidate,
-    diff,
-    distinct_codes,
-    fresh_keys,
-    measure_efficiency,
-    parking_request,
-    plan,
-    repack,
-    snapshot_request,
-    tickets_needed,
-)
-from engine.protocol import TypeRequest
+from engine.core.efficiency import measure_efficiency
+from engine.core.keys import StreamKey, TicketPlan, distinct_codes
+from engine.core.packing import consolidate, diff, plan, repack, tickets_needed
+from engine.core.requests import build_ticket_request, fresh_keys, parking_request, snapshot_request
+from engine.wire.protocol import TypeRequest
 
 
 def tk(code: str) -> StreamKey:

@@ -17,10 +17,10 @@ import attrs
 import orjson
 import pytest
 
-from engine import _decode
-from engine._decode import FRAME_PROBLEMS, DriftCounter
 from engine.errors import ProtocolError
-from engine.messages import (
+from engine.wire import decode as _decode
+from engine.wire.decode import FRAME_PROBLEMS, DriftCounter
+from engine.wire.messages import (
     NO_EXTRA,
     AssetBalance,
     Candle,
@@ -36,7 +36,7 @@ from engine.messages import (
     Trade,
     UnknownMessage,
 )
-from engine.protocol import decode_frame
+from engine.wire.protocol import decode_frame
 
 TICKER_DEFAULT = """{"type":"ticker","code":"KRW-BTC","opening_price":116200000.0,"high_price":116900000.0,"low_price":115800000.0,
  "trade_price":116539000.0,"prev_closing_price":116200000.0,"change":"RISE","change_price":339000.0,

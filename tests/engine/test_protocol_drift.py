@@ -19,10 +19,11 @@ import attrs
 import orjson
 import pytest
 
-from engine import _decode, wire_keys
-from engine._decode import DriftCounter
 from engine.errors import ProtocolError
-from engine.messages import (
+from engine.wire import decode as _decode
+from engine.wire import keys as wire_keys
+from engine.wire.decode import DriftCounter
+from engine.wire.messages import (
     NO_EXTRA,
     Message,
     MyAsset,
@@ -31,7 +32,7 @@ from engine.messages import (
     Ticker,
     UnknownMessage,
 )
-from engine.protocol import (
+from engine.wire.protocol import (
     FORMATS,
     LIST_FORMATS,
     Format,

@@ -23,10 +23,12 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from engine import _decode, messages, wire_keys
-from engine._decode import FRAME_PROBLEMS, DriftCounter
 from engine.errors import ProtocolError
-from engine.protocol import DATA_TYPES, MalformedRequestError, decode_frame, parse_request
+from engine.wire import decode as _decode
+from engine.wire import keys as wire_keys
+from engine.wire import messages
+from engine.wire.decode import FRAME_PROBLEMS, DriftCounter
+from engine.wire.protocol import DATA_TYPES, MalformedRequestError, decode_frame, parse_request
 from tests.engine.test_protocol_decode import (
     CANDLE,
     LIST_REPLY,

@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from engine.errors import InvalidSubscriptionError, ProtocolError
-from engine.protocol import (
+from engine.wire.keys import CANDLE_TYPES
+from engine.wire.protocol import (
     DATA_TYPES,
     ORDERBOOK_UNITS,
     PING_TEXT,
@@ -17,7 +18,6 @@ from engine.protocol import (
     build_request,
     parse_request,
 )
-from engine.wire_keys import CANDLE_TYPES
 
 
 def test_constants() -> None:

@@ -9,9 +9,9 @@ import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine import messages
-from engine._decode import DriftCounter
-from engine.protocol import (
+from engine.wire import messages
+from engine.wire.decode import DriftCounter
+from engine.wire.protocol import (
     LIST_FORMATS,
     Format,
     ParsedRequest,

@@ -1,6 +1,6 @@
 """Hypothesis strategies for the wire format, shared by the protocol tests (and checked here).
 
-Models are generated from their attrs fields, so a field added to :mod:`engine.messages` is
+Models are generated from their attrs fields, so a field added to :mod:`engine.wire.messages` is
 covered by every round-trip test without touching this file.
 """
 
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import messages
-from engine.protocol import DATA_TYPES, FORMATS, ORDERBOOK_UNITS, PRIVATE_TYPES, TypeRequest
-from engine.wire_keys import CANDLE_TYPES, DEFAULT_TO_SIMPLE
+from engine.wire import messages
+from engine.wire.keys import CANDLE_TYPES, DEFAULT_TO_SIMPLE
+from engine.wire.protocol import DATA_TYPES, FORMATS, ORDERBOOK_UNITS, PRIVATE_TYPES, TypeRequest
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 
@@ -84,7 +84,7 @@ def _for_annotation(annotation: Any) -> st.SearchStrategy[Any]:
 
 
 def model(cls: type[Any]) -> st.SearchStrategy[Any]:
-    """Instances of one model of :mod:`engine.messages`, every field drawn independently."""
+    """Instances of one model of :mod:`engine.wire.messages`, every field drawn independently."""
     attrs.resolve_types(cls)
     fields: dict[str, st.SearchStrategy[Any]] = {
         field.name: _for_annotation(field.type)

@@ -1,4 +1,4 @@
-"""Tests for engine.ratelimit: exact sliding windows and the 429/418 backoff."""
+"""Tests for engine.core.ratelimit: exact sliding windows and the 429/418 backoff."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.ratelimit import (
+from engine.core.ratelimit import (
     DEFAULT_SAFETY_MARGIN,
     RateLimitBackoff,
     SlidingWindowLimiter,

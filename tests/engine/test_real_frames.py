@@ -11,14 +11,14 @@ What every frame must do:
 - decode without raising;
 - a market-data or private frame decodes to the model of its ``type``/``ty``, with the same
   ``type`` and ``code``/``cd`` (``myAsset`` has no code); a trade keeps its ``sequential_id``;
-- ``{"status":"UP"}`` decodes to :class:`~engine.messages.StatusUp`, an error frame to
-  :class:`~engine.messages.ErrorReply` with the same name, a LIST_SUBSCRIPTIONS reply to
-  :class:`~engine.messages.SubscriptionList`;
+- ``{"status":"UP"}`` decodes to :class:`~engine.wire.messages.StatusUp`, an error frame to
+  :class:`~engine.wire.messages.ErrorReply` with the same name, a LIST_SUBSCRIPTIONS reply to
+  :class:`~engine.wire.messages.SubscriptionList`;
 - a JSON_LIST frame (a JSON array) decodes to a list, item by item;
 - a frame of a type the engine does not model (``announcement``, ``indicator``...) and a legacy
-  frame with ``market``/``mk`` but no ``type``/``ty`` decode to ``engine.messages.UnknownMessage``
-  (attributes ``type``, ``code``, ``fields``); a legacy frame may instead decode to the current
-  model of the same kind.
+  frame with ``market``/``mk`` but no ``type``/``ty`` decode to
+  ``engine.wire.messages.UnknownMessage`` (attributes ``type``, ``code``, ``fields``); a legacy
+  frame may instead decode to the current model of the same kind.
 
 The data set itself is checked too: each category below must keep at least one file, and every
 file must be listed in ``PROVENANCE.md``.
@@ -35,8 +35,8 @@ from typing import Any
 
 import pytest
 
-import engine.messages as messages
-from engine.messages import (
+import engine.wire.messages as messages
+from engine.wire.messages import (
     Candle,
     ErrorReply,
     MyAsset,
@@ -47,13 +47,13 @@ from engine.messages import (
     Ticker,
     Trade,
 )
-from engine.protocol import decode_frame
+from engine.wire.protocol import decode_frame
 
 FRAMES_DIR = Path(__file__).resolve().parents[1] / "data" / "upbit-frames"
 FRAME_FILES = sorted(FRAMES_DIR.glob("*.json"))
 PROVENANCE = FRAMES_DIR / "PROVENANCE.md"
 
-#: Being added to engine.messages; looked up lazily so this module imports before it exists.
+#: Being added to engine.wire.messages; looked up lazily so this module imports before it exists.
 UNKNOWN_MESSAGE: Any = getattr(messages, "UnknownMessage", None)
 
 MODELS: Mapping[str, Any] = {
@@ -118,7 +118,8 @@ def _check_unknown(obj: Mapping[str, Any], decoded: Any) -> None:
         _check_legacy_model(obj, decoded, legacy_code)
         return
     assert UNKNOWN_MESSAGE is not None, (
-        f"frame of type {data_type!r} needs engine.messages.UnknownMessage, which does not exist"
+        f"frame of type {data_type!r} needs engine.wire.messages.UnknownMessage, "
+        "which does not exist"
     )
     assert isinstance(decoded, UNKNOWN_MESSAGE), (
         f"expected UnknownMessage, got {type(decoded).__name__}"

@@ -6,10 +6,11 @@ import trio
 from trio.testing import MockClock
 
 from actors import ActorRef, NodeState, Reply
+from engine.core.keys import StreamKey
+from engine.core.registry import TicketChange
 from engine.events import Gap
-from engine.manager import Engine
-from engine.planner import StreamKey
-from engine.registry_messages import (
+from engine.facade.engine import Engine
+from engine.runtime.registry_messages import (
     BufferFailed,
     RegistryCommand,
     SnapshotSeen,
@@ -17,7 +18,6 @@ from engine.registry_messages import (
     TicketLost,
     TicketSent,
 )
-from engine.subscriptions import TicketChange
 from engine.testing import Emulator
 
 from ._engine_support import (

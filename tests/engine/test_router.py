@@ -7,11 +7,11 @@ import pytest
 import trio
 import trio.testing
 
+from engine.core.keys import StreamKey
 from engine.errors import SubscriptionFailedError
 from engine.events import Gap, Interrupted, SnapshotMissing
-from engine.messages import Message, Orderbook, Ticker, Trade
-from engine.planner import StreamKey
-from engine.router import Route, Router, RoutingTable, StreamItem, SubscriberBuffer
+from engine.routing.router import Route, Router, RoutingTable, StreamItem, SubscriberBuffer
+from engine.wire.messages import Message, Orderbook, Ticker, Trade
 from tests.engine.test_router_support import (
     SNAP,
     book,

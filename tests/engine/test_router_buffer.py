@@ -10,12 +10,12 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine._route_buffer import MIN_EVENT_ROOM
 from engine.config import OverflowPolicies
 from engine.errors import SubscriptionFailedError
 from engine.events import Ended, Gap, Interrupted
-from engine.messages import Candle, Message, Orderbook, Ticker, Trade
-from engine.router import StreamItem, SubscriberBuffer
+from engine.routing.buffer import MIN_EVENT_ROOM
+from engine.routing.router import StreamItem, SubscriberBuffer
+from engine.wire.messages import Candle, Message, Orderbook, Ticker, Trade
 from tests.engine.test_router_support import SNAP, book, candle, drain, my_asset, ticker, trade
 
 

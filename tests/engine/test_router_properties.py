@@ -24,10 +24,10 @@ import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.core.keys import StreamKey
 from engine.events import Gap, Interrupted
-from engine.messages import Message, Orderbook, Ticker, Trade
-from engine.planner import StreamKey
-from engine.router import Route, RouteId, Router, RoutingTable, SubscriberBuffer
+from engine.routing.router import Route, RouteId, Router, RoutingTable, SubscriberBuffer
+from engine.wire.messages import Message, Orderbook, Ticker, Trade
 from tests.engine.test_router_support import SNAP, book, drain, ticker, trade
 
 #: ``HYPOTHESIS_PROFILE=router-long`` runs ten times the examples.

@@ -9,11 +9,11 @@ from collections.abc import Iterable
 import attrs
 import pytest
 
-from engine._route_publish import RoutePublisher, full_routes, publish_routes
+from engine.core.keys import StreamKey
+from engine.core.registry import Registry
 from engine.events import Gap, Interrupted
-from engine.planner import StreamKey
-from engine.router import Route, RouteId, Router, RoutingTable, SubscriberBuffer
-from engine.subscriptions import Registry
+from engine.routing.publish import RoutePublisher, full_routes, publish_routes
+from engine.routing.router import Route, RouteId, Router, RoutingTable, SubscriberBuffer
 from tests.engine.test_router_support import SNAP, drain, ticker
 
 T = "realtime-0"

@@ -21,12 +21,12 @@ import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine._route_publish import full_routes, publish_routes
+from engine.core.keys import StreamKey
+from engine.core.registry import Registry, SubscriptionKind
 from engine.errors import InvalidSubscriptionError
-from engine.messages import Message
-from engine.planner import StreamKey
-from engine.router import Route, RouteId, Router, RoutingTable, SubscriberBuffer
-from engine.subscriptions import Registry, SubscriptionKind
+from engine.routing.publish import full_routes, publish_routes
+from engine.routing.router import Route, RouteId, Router, RoutingTable, SubscriberBuffer
+from engine.wire.messages import Message
 from tests.engine.test_router_support import SNAP, book, drain, my_order, ticker, trade
 from tests.engine.test_router_update_properties import compiled
 

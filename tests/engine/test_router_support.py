@@ -9,9 +9,11 @@ from decimal import Decimal
 
 import trio
 
+from engine.core.keys import StreamKey
 from engine.errors import SubscriptionFailedError
 from engine.events import Ended
-from engine.messages import (
+from engine.routing.router import Route, StreamItem, SubscriberBuffer
+from engine.wire.messages import (
     AssetBalance,
     Candle,
     MyAsset,
@@ -21,8 +23,6 @@ from engine.messages import (
     Ticker,
     Trade,
 )
-from engine.planner import StreamKey
-from engine.router import Route, StreamItem, SubscriberBuffer
 
 SNAP = "SNAPSHOT"
 REAL = "REALTIME"

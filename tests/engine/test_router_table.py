@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.planner import StreamKey
-from engine.router import Route, RoutingTable, SubscriberBuffer
+from engine.core.keys import StreamKey
+from engine.routing.router import Route, RoutingTable, SubscriberBuffer
 from tests.engine.test_router_support import key, route
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from engine.core.keys import StreamKey
 from engine.events import Gap, Interrupted
-from engine.planner import StreamKey
-from engine.router import Route, Router, RoutingTable, SubscriberBuffer
+from engine.routing.router import Route, Router, RoutingTable, SubscriberBuffer
 from tests.engine.test_router_support import SNAP, drain, key, route, ticker, trade
 
 T = "realtime-0"

@@ -18,9 +18,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.messages import Message, Orderbook
-from engine.planner import StreamKey
-from engine.router import Route, RouteId, Router, RoutingTable, SubscriberBuffer
+from engine.core.keys import StreamKey
+from engine.routing.router import Route, RouteId, Router, RoutingTable, SubscriberBuffer
+from engine.wire.messages import Message, Orderbook
 from tests.engine.test_router_properties import FRAME_KINDS, STREAMS, FrameKind, make_frame
 from tests.engine.test_router_support import drain, my_order
 

@@ -16,18 +16,18 @@ from trio.testing import MockClock
 
 from actors import Supervisor, open_supervisor
 from engine.config import EngineConfig
+from engine.core.keys import StreamKey
+from engine.core.ratelimit import connect_limiter
 from engine.errors import (
     EngineClosedError,
     InvalidSubscriptionError,
     ServerError,
     SnapshotTimeoutError,
 )
-from engine.messages import Orderbook, Ticker, Trade
-from engine.planner import StreamKey
-from engine.ratelimit import connect_limiter
-from engine.snapshots import SUPERVISOR_NAME, SnapshotService, ticket_name
+from engine.runtime.snapshots import SUPERVISOR_NAME, SnapshotService, ticket_name
 from engine.testing import Emulator, EmulatorConfig, RequestRecord, default_catalog, open_emulator
 from engine.transport import Connection, TrioWebsocketTransport
+from engine.wire.messages import Orderbook, Ticker, Trade
 
 #: Enough pairs for the big batches, small enough to start fast.
 MARKETS = tuple(listing.market for listing in default_catalog(0)[:220])

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine._snap_book import (
+from engine.core.keys import StreamKey
+from engine.core.snapshot_book import (
     Expired,
     Resolved,
     SlotState,
@@ -18,10 +19,9 @@ from engine._snap_book import (
     message_key,
     route_key,
 )
-from engine.messages import Message, Orderbook, OrderbookUnit
-from engine.planner import StreamKey
-from engine.protocol import decode_frame
 from engine.testing import MarketSimulator, default_catalog
+from engine.wire.messages import Message, Orderbook, OrderbookUnit
+from engine.wire.protocol import decode_frame
 
 settings.register_profile("ci", max_examples=150, deadline=None)
 settings.register_profile("long", max_examples=3000, deadline=None)

@@ -1,4 +1,4 @@
-"""Tests for engine.subscriptions: the registry state machine."""
+"""Tests for engine.core.registry: the registry state machine."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from engine._plan_inspect import find_conflicts
-from engine._plan_lifecycle import next_state
-from engine.errors import InvalidSubscriptionError
-from engine.planner import StreamKey, distinct_codes
-from engine.subscriptions import (
+from engine.core.inspect import find_conflicts
+from engine.core.keys import StreamKey, distinct_codes
+from engine.core.lifecycle import next_state
+from engine.core.registry import (
     TRANSITIONS,
     ConflictKind,
     Event,
@@ -27,6 +26,7 @@ from engine.subscriptions import (
     TicketStatus,
     coalesce_changes,
 )
+from engine.errors import InvalidSubscriptionError
 
 S = SubscriptionState
 #: HYPOTHESIS_PROFILE=long runs the stateful test ten times longer.

@@ -6,8 +6,8 @@ import trio
 from trio.testing import MockClock
 
 from actors import NodeState
-from engine.planner import StreamKey
-from engine.subscriptions import TicketChange
+from engine.core.keys import StreamKey
+from engine.core.registry import TicketChange
 
 from ._engine_support import (
     WAIT,

@@ -16,7 +16,6 @@ import trio
 import trio_websocket
 
 from engine.errors import ConnectionFailedError, RateLimitedError
-from engine.protocol import TypeRequest, build_request, decode_frame
 from engine.testing import EmulatorConfig, open_emulator
 from engine.transport import (
     TRANSPORT_NAMES,
@@ -25,9 +24,10 @@ from engine.transport import (
     Transport,
     TrioWebsocketTransport,
     retry_after_seconds,
+    transport_for,
 )
-from engine.transport_websockets import WebsocketsTransport
-from engine.transports import transport_for
+from engine.transport.websockets_transport import WebsocketsTransport
+from engine.wire.protocol import TypeRequest, build_request, decode_frame
 from tests.engine._transport_support import (
     ClientFrames,
     binary,

@@ -15,9 +15,9 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine._ws_core import WsClientCore
 from engine.transport import ConnectionClosedError
-from engine.transport_websockets import WebsocketsTransport
+from engine.transport.frame_core import WsClientCore
+from engine.transport.websockets_transport import WebsocketsTransport
 from tests.engine._transport_support import (
     ClientFrames,
     binary,

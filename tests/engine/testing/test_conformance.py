@@ -14,7 +14,7 @@ import trio_websocket
 from trio.testing import MockClock
 
 from engine.testing import Quirks
-from engine.wire_keys import LIST_SUBSCRIPTIONS_KEYS, simple_keys_for
+from engine.wire.keys import LIST_SUBSCRIPTIONS_KEYS, simple_keys_for
 
 from ._wire import (
     collect,

@@ -28,7 +28,7 @@ from engine.testing import (
 )
 from engine.testing.drift import GARBAGE_KINDS, UNKNOWN_TYPES
 from engine.testing.faults import ACTION_TYPES, action_from_json, action_to_json
-from engine.wire_keys import DEFAULT_TO_SIMPLE, ORDERBOOK_UNIT_KEYS
+from engine.wire.keys import DEFAULT_TO_SIMPLE, ORDERBOOK_UNIT_KEYS
 
 from ._wire import connect, emulator, recv_dict, recv_raw, send, subscribe
 

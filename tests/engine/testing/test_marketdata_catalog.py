@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from engine.testing._md_ladder import grid_of, krw_tick, supported_levels, usdt_tick
 from engine.testing.marketdata import MAJOR_MARKETS, Listing, default_catalog
+from engine.testing.marketdata.ladder import grid_of, krw_tick, supported_levels, usdt_tick
 
 CAUTION = (
     "PRICE_FLUCTUATIONS",

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 import orjson
 import pytest
 
-from engine.protocol import decode_frame
 from engine.testing.marketdata import (
     Listing,
     MarketEvent,
@@ -25,7 +24,8 @@ from engine.testing.marketdata import (
     make_my_order,
     to_simple,
 )
-from engine.wire_keys import ASSET_KEYS, CANDLE_TYPES, DEFAULT_TO_SIMPLE, ORDERBOOK_UNIT_KEYS
+from engine.wire.keys import ASSET_KEYS, CANDLE_TYPES, DEFAULT_TO_SIMPLE, ORDERBOOK_UNIT_KEYS
+from engine.wire.protocol import decode_frame
 
 MARKET_TYPES = ("ticker", "trade", "orderbook", *CANDLE_TYPES)
 Check = Callable[[object], bool]

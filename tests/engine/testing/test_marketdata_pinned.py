@@ -16,7 +16,6 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from engine.testing._md_time import DAY_MS
 from engine.testing.marketdata import (
     Listing,
     MarketSimulator,
@@ -24,7 +23,8 @@ from engine.testing.marketdata import (
     make_my_order,
     to_simple,
 )
-from engine.wire_keys import CANDLE_TYPES
+from engine.testing.marketdata.clock import DAY_MS
+from engine.wire.keys import CANDLE_TYPES
 
 MARKET_TYPES = ("ticker", "trade", "orderbook", *CANDLE_TYPES)
 CATALOG = default_catalog(0)

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from engine.testing.marketdata import make_my_asset, make_my_order
-from engine.wire_keys import ASSET_KEYS, DEFAULT_TO_SIMPLE
+from engine.wire.keys import ASSET_KEYS, DEFAULT_TO_SIMPLE
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 MONEY = (

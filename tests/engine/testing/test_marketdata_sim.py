@@ -16,13 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.testing.marketdata import (
-    Listing,
-    MarketEvent,
-    MarketSimulator,
-    default_catalog,
-)
-from engine.wire_keys import CANDLE_TYPES
+from engine.testing.marketdata import Listing, MarketEvent, MarketSimulator, default_catalog
+from engine.wire.keys import CANDLE_TYPES
 
 _LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 _EXAMPLES = 150 if _LONG else 12

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.testing import Quirks
-from engine.testing._requests import (
+from engine.testing.emulator.requests import (
     DataTypeRequest,
     Ignored,
     KeepAlive,

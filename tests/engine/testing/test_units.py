@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.testing import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Limits, Quirks, make_jwt
-from engine.testing._auth import NonceLedger, check_bearer
-from engine.testing._frames import (
+from engine.testing.emulator.auth import NonceLedger, check_bearer
+from engine.testing.emulator.frames import (
     OPCODE_BINARY,
     OPCODE_PING,
     OPCODE_TEXT,
@@ -18,11 +18,11 @@ from engine.testing._frames import (
     encode_frame,
     frame_payload,
 )
-from engine.testing._limits import ConnectGuard, MessageGuard, SlidingWindow
-from engine.testing._render import encode_data, list_subscriptions_frame
-from engine.testing._requests import Subscribe, parse_request
-from engine.testing._rest import answer_rest, decimal_text
-from engine.testing._subscriptions import StreamKey, build_subscription, split_code
+from engine.testing.emulator.limits import ConnectGuard, MessageGuard, SlidingWindow
+from engine.testing.emulator.render import encode_data, list_subscriptions_frame
+from engine.testing.emulator.requests import Subscribe, parse_request
+from engine.testing.emulator.rest import answer_rest, decimal_text
+from engine.testing.emulator.subscriptions import StreamKey, build_subscription, split_code
 from engine.testing.introspection import SubscriptionEntry
 from engine.testing.marketdata import default_catalog, to_simple
 

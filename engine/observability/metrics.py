@@ -1,0 +1,559 @@
+"""Engine metrics: live counters kept by the engine, frozen :class:`EngineMetrics` for readers.
+
+The engine writes a :class:`MetricsRecorder` (plain counters, no locks: everything runs on one
+Trio thread) from the places where things happen: the facade counts subscription outcomes and
+snapshot latency, the registry actor counts connections, restarts, gaps and realtime connect
+latency, the ticket pumps count received messages per type. ``Engine.metrics()`` freezes the
+recorder together with the registry's pool usage and the router's per-subscriber counters into
+one :class:`EngineMetrics`, which :meth:`EngineMetrics.to_prometheus` renders in the Prometheus
+text exposition format (version 0.0.4). The exposition is the table ``_FAMILIES``: one row per
+metric family (name, kind, HELP text, how to read its samples), in output order; adding a metric
+is adding a row.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Literal, TypeVar
+
+import attrs
+
+from engine.core.connection_state import ConnectionState
+from engine.core.registry import PoolUsage
+from engine.observability.frame_report import FrameReport
+
+__all__ = (
+    "EngineMetrics",
+    "LatencySummary",
+    "LatencyTracker",
+    "MetricsRecorder",
+    "SnapshotUsage",
+    "SubscriberMetrics",
+    "TicketMetrics",
+)
+
+
+@attrs.frozen
+class SnapshotUsage:
+    """The snapshot pool at a moment (``SnapshotService.usage()``)."""
+
+    #: Tickets in the pool (``EngineConfig.snapshot_pool_size``).
+    pool_size: int
+    #: Tickets holding an open connection now.
+    tickets_open: int
+    #: ``request`` calls waiting for their SNAPSHOTs now.
+    requests_in_flight: int
+    #: ``request`` calls accepted since the service was created.
+    requests: int
+    #: Calls that received every SNAPSHOT they asked for.
+    completed: int
+    #: Calls that failed at their timeout with streams missing.
+    timeouts: int
+    #: Calls failed by an error frame from Upbit.
+    server_errors: int
+    #: Snapshot-only requests sent on the wire (many calls share one).
+    requests_sent: int
+    #: SNAPSHOT messages received.
+    snapshots_received: int
+    #: Connections opened.
+    connects: int
+    #: Connection attempts that failed (network errors, HTTP 429/418, handshake refusals).
+    connect_failures: int
+    #: Open connections that broke (dropped, no pong, closed by Upbit).
+    connections_lost: int
+    #: Frames that could not be decoded.
+    malformed_frames: int
+
+
+@attrs.frozen
+class TicketMetrics:
+    """One realtime/private ticket's connection at a moment (``EngineMetrics.tickets``)."""
+
+    ticket: str
+    state: ConnectionState
+    #: Trio time the ticket entered ``state``.
+    since: float
+    #: Seconds in ``state`` at the snapshot.
+    time_in_state: float
+    #: Connections opened, and how many of them replaced an earlier connection.
+    connects: int
+    reconnects: int
+    #: Connections (or attempts) that ended abnormally.
+    failures: int
+    #: Why the last failure happened, and when (Trio time); ``None`` before the first.
+    last_failure: str | None
+    last_failure_at: float | None
+    #: Requests Upbit answered with an error frame that was traced to subscriptions.
+    rejected_requests: int
+    #: Frames skipped (undecodable, or of a type the engine does not model); the connection
+    #: went on.
+    frames_skipped: int = 0
+
+
+@attrs.frozen
+class LatencySummary:
+    """Count, sum, minimum, maximum and last value of a series of durations (seconds)."""
+
+    count: int = 0
+    total: float = 0.0
+    minimum: float | None = None
+    maximum: float | None = None
+    last: float | None = None
+
+    @property
+    def mean(self) -> float | None:
+        """The average, or ``None`` before the first observation."""
+        return None if self.count == 0 else self.total / self.count
+
+
+class LatencyTracker:
+    """Accumulates durations into a :class:`LatencySummary` (O(1) per observation)."""
+
+    __slots__ = ("_count", "_last", "_max", "_min", "_total")
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._total = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+        self._last: float | None = None
+
+    def observe(self, seconds: float) -> None:
+        """Record one duration; negative values (clock misuse) count as 0."""
+        value = max(0.0, seconds)
+        self._count += 1
+        self._total += value
+        self._min = min(self._min, value)
+        self._max = max(self._max, value)
+        self._last = value
+
+    def summary(self) -> LatencySummary:
+        """The durations seen so far, frozen."""
+        if self._count == 0:
+            return LatencySummary()
+        return LatencySummary(self._count, self._total, self._min, self._max, self._last)
+
+
+class MetricsRecorder:
+    """The engine's mutable counters. Only the engine writes them; read :class:`EngineMetrics`."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        #: Undecodable frames, unmodelled types and drifted fields, from every receive loop.
+        self.frames = FrameReport(clock)
+        #: Calls of subscribe_realtime / modify that were accepted, and rejected or failed.
+        self.subscriptions_succeeded = 0
+        self.subscriptions_failed = 0
+        #: Calls of subscribe_realtime / modify cancelled by their caller: they left no trace.
+        self.subscriptions_cancelled = 0
+        #: Subscriptions the engine failed after acceptance (overflowing lossless buffer...).
+        self.subscriptions_broken = 0
+        #: Successful WebSocket connections of realtime/private tickets, and how many of them
+        #: replaced an earlier connection of the same ticket.
+        self.connects = 0
+        self.reconnects = 0
+        #: Ticket connections that ended abnormally (error, stall, server close).
+        self.connection_losses = 0
+        #: Ticket actor restarts done by the ticket supervisor.
+        self.restarts = 0
+        #: Outages during which some subscriber's streams were interrupted.
+        self.gaps = 0
+        #: Requests sent on realtime tickets: full sets, parking requests, text PINGs.
+        self.requests_sent = 0
+        self.parking_requests = 0
+        #: Frames received per message type (``status`` for keepalive ``UP`` frames).
+        self.received: dict[str, int] = {}
+        self.snapshot_latency = LatencyTracker()
+        self.connect_latency = LatencyTracker()
+        self.resubscribe_latency = LatencyTracker()
+        self.snapshot_requests = 0
+        self.snapshot_failures = 0
+        #: Error frames traced to the request that caused them (its subscriptions suspected).
+        self.requests_rejected = 0
+        #: Tickets that stopped reconnecting (restart intensity exceeded, refused keys).
+        self.tickets_failed = 0
+        #: SNAPSHOT waits that ran out (the subscriber got ``SnapshotMissing``).
+        self.snapshots_missing = 0
+
+    def count_received(self, data_type: str, count: int = 1) -> None:
+        """Count ``count`` frames of ``data_type``."""
+        received = self.received
+        received[data_type] = received.get(data_type, 0) + count
+
+
+@attrs.frozen
+class SubscriberMetrics:
+    """What reached one live subscription, and what its buffer had to give up."""
+
+    subscription_id: str
+    #: Messages routed into its buffer, per data type.
+    routed: Mapping[str, int]
+    #: Messages read by its consumer.
+    delivered: int
+    #: Waiting in its buffer.
+    buffered: int
+    #: Replaced by newer values of the same stream (CONFLATE policy).
+    conflated: int
+    #: Discarded (buffer closed or failed).
+    dropped: int
+    #: Trades skipped because it already had them (same ``sequential_id``).
+    duplicates_skipped: int
+
+
+@attrs.frozen
+class EngineMetrics:
+    """A frozen statistics snapshot of the whole engine (``Engine.metrics()``)."""
+
+    #: Trio clock time of the snapshot.
+    at: float
+    #: Per pool (``realtime``, ``private``): tickets, open/parked/idle, efficiency.
+    ticket_usage: Mapping[str, PoolUsage]
+    #: The snapshot pool: tickets open, requests in flight, sent, timeouts.
+    snapshot_usage: SnapshotUsage
+    #: Live subscriptions per state name (``pending``, ``active``...).
+    subscriptions: Mapping[str, int]
+    subscriptions_succeeded: int
+    subscriptions_failed: int
+    subscriptions_broken: int
+    connects: int
+    reconnects: int
+    connection_losses: int
+    restarts: int
+    gaps: int
+    requests_sent: int
+    parking_requests: int
+    #: Frames received per message type.
+    messages_received: Mapping[str, int]
+    #: Realtime frames the router had no subscriber for (parking replies, stale frames...).
+    unrouted: int
+    snapshot_requests: int
+    snapshot_failures: int
+    #: ``request_snapshot`` / batch call to result.
+    snapshot_latency: LatencySummary
+    #: ``subscribe_realtime`` call to the subscription's first message (its SNAPSHOT).
+    connect_latency: LatencySummary
+    #: Connection loss to the first message of the restored connection.
+    resubscribe_latency: LatencySummary
+    #: Per live subscription.
+    subscribers: Mapping[str, SubscriberMetrics]
+    #: Per realtime/private ticket: connection state, time in state, reconnects, last failure.
+    tickets: Mapping[str, TicketMetrics] = attrs.field(factory=dict)
+    #: Error frames traced to a request (see ``TicketMetrics.rejected_requests``).
+    requests_rejected: int = 0
+    #: Tickets that gave up (restart intensity exceeded, refused keys).
+    tickets_failed: int = 0
+    #: Frames skipped because they could not be decoded, per reason (``not_json``,
+    #: ``identity``, ``unknown_status``...: ``engine.wire.protocol.FRAME_PROBLEMS``). None of them
+    #: ended a connection.
+    undecodable_frames: Mapping[str, int] = attrs.field(factory=dict)
+    #: Data frames of types the engine does not model, per type (skipped).
+    unknown_types: Mapping[str, int] = attrs.field(factory=dict)
+    #: Fields a frame did not carry as modelled (missing, null, unreadable), left ``None``,
+    #: per ``(data type, field)``.
+    field_drift: Mapping[tuple[str, str], int] = attrs.field(factory=dict)
+    #: SNAPSHOT waits that ran out: the subscriber got ``SnapshotMissing``, then REALTIME.
+    snapshots_missing: int = 0
+    #: Orderbook deliveries with more rows than asked (``trimmed`` for the subscriber) or fewer
+    #: (``short``, delivered as they came).
+    orderbook_rows_mismatch: Mapping[str, int] = attrs.field(factory=dict)
+    #: subscribe_realtime / modify calls cancelled by their caller (they changed nothing;
+    #: counted in neither ``subscriptions_succeeded`` nor ``subscriptions_failed``).
+    subscriptions_cancelled: int = 0
+
+    @property
+    def ticket_efficiency(self) -> float:
+        """The realtime pool's planned ticket efficiency (``engine.core.efficiency.Efficiency``)."""
+        usage = self.ticket_usage.get("realtime")
+        return 1.0 if usage is None else usage.efficiency.ticket
+
+    @property
+    def subscription_success_rate(self) -> float:
+        """Accepted / all subscribe and modify calls (1.0 before any)."""
+        calls = self.subscriptions_succeeded + self.subscriptions_failed
+        return 1.0 if calls == 0 else self.subscriptions_succeeded / calls
+
+    def to_prometheus(self, prefix: str = "upbit_engine") -> str:
+        """The metrics in the Prometheus text exposition format (one family per row of
+        ``_FAMILIES``, in table order)."""
+        lines: list[str] = []
+        for family in _FAMILIES:
+            full = f"{prefix}_{family.name}"
+            lines.append(f"# HELP {full} {family.text}")
+            lines.append(f"# TYPE {full} {family.kind}")
+            lines.extend(
+                f"{full}{suffix}{_label_text(labels)} {_number(value)}"
+                for suffix, labels, value in family.read(self)
+            )
+        return "\n".join(lines) + "\n"
+
+
+# -- Prometheus exposition: a table of families and the readers that fill them -------------------
+
+#: One exposition line: a suffix of the family's name (``_count``, ``_sum`` or ``""``), the
+#: labels in their output order, and the value.
+_Sample = tuple[str, Mapping[str, str], float]
+#: Reads a family's samples, in output order, from one snapshot.
+_Read = Callable[[EngineMetrics], Iterable[_Sample]]
+_T = TypeVar("_T")
+
+
+@attrs.frozen
+class _Family:
+    """One metric family of the exposition: a row of ``_FAMILIES``."""
+
+    #: The name after the prefix (``connects_total`` is ``upbit_engine_connects_total``).
+    name: str
+    kind: Literal["counter", "gauge", "summary"]
+    #: The HELP text.
+    text: str
+    read: _Read
+
+
+def _counter(name: str, text: str, read: _Read) -> _Family:
+    return _Family(name, "counter", text, read)
+
+
+def _gauge(name: str, text: str, read: _Read) -> _Family:
+    return _Family(name, "gauge", text, read)
+
+
+def _summary(name: str, text: str, get: Callable[[EngineMetrics], LatencySummary]) -> _Family:
+    """A summary family without quantiles: ``_count`` and ``_sum`` lines."""
+
+    def read(metrics: EngineMetrics) -> list[_Sample]:
+        summary = get(metrics)
+        return [("_count", {}, summary.count), ("_sum", {}, summary.total)]
+
+    return _Family(name, "summary", text, read)
+
+
+def _one(get: Callable[[EngineMetrics], float]) -> _Read:
+    """A single unlabelled sample."""
+    return lambda metrics: [("", {}, get(metrics))]
+
+
+def _each(
+    label: str, get: Callable[[EngineMetrics], Mapping[str, _T]], value: Callable[[_T], float]
+) -> _Read:
+    """One sample per key of a mapping (sorted), labelled ``label="key"``."""
+
+    def read(metrics: EngineMetrics) -> list[_Sample]:
+        items = get(metrics)
+        return [("", {label: key}, value(items[key])) for key in sorted(items)]
+
+    return read
+
+
+def _by(label: str, get: Callable[[EngineMetrics], Mapping[str, int]]) -> _Read:
+    """One sample per key of a count mapping (sorted), labelled ``label="key"``."""
+    return _each(label, get, lambda count: count)
+
+
+def _per_pool(value: Callable[[PoolUsage], float]) -> _Read:
+    return _each("pool", lambda metrics: metrics.ticket_usage, value)
+
+
+def _per_ticket(value: Callable[[TicketMetrics], float]) -> _Read:
+    return _each("ticket", lambda metrics: metrics.tickets, value)
+
+
+def _per_subscriber(value: Callable[[SubscriberMetrics], float]) -> _Read:
+    return _each("subscription", lambda metrics: metrics.subscribers, value)
+
+
+def _field_drift(metrics: EngineMetrics) -> list[_Sample]:
+    drift = metrics.field_drift
+    return [
+        ("", {"type": kind, "field": field}, drift[kind, field]) for kind, field in sorted(drift)
+    ]
+
+
+def _ticket_states(metrics: EngineMetrics) -> list[_Sample]:
+    """Every state of every ticket: 1 for the ticket's current state, 0 for the others."""
+    tickets = metrics.tickets
+    return [
+        ("", {"ticket": name, "state": state.value}, int(state is tickets[name].state))
+        for name in sorted(tickets)
+        for state in ConnectionState
+    ]
+
+
+#: The exposition, one row per family, in output order. ``EngineMetrics.at`` is not exported.
+_FAMILIES: tuple[_Family, ...] = (
+    _counter(
+        "subscriptions_succeeded_total",
+        "Accepted subscribe/modify calls.",
+        _one(lambda m: m.subscriptions_succeeded),
+    ),
+    _counter(
+        "subscriptions_failed_total",
+        "Rejected subscribe/modify calls.",
+        _one(lambda m: m.subscriptions_failed),
+    ),
+    _counter(
+        "subscriptions_cancelled_total",
+        "Subscribe/modify calls cancelled by their caller (no effect).",
+        _one(lambda m: m.subscriptions_cancelled),
+    ),
+    _counter(
+        "subscriptions_broken_total",
+        "Subscriptions failed after acceptance.",
+        _one(lambda m: m.subscriptions_broken),
+    ),
+    _gauge(
+        "subscriptions", "Live subscriptions by state.", _by("state", lambda m: m.subscriptions)
+    ),
+    _counter(
+        "connects_total", "WebSocket connections opened by tickets.", _one(lambda m: m.connects)
+    ),
+    _counter(
+        "reconnects_total", "Connections replacing an earlier one.", _one(lambda m: m.reconnects)
+    ),
+    _counter(
+        "connection_losses_total",
+        "Connections that ended abnormally.",
+        _one(lambda m: m.connection_losses),
+    ),
+    _counter("ticket_restarts_total", "Ticket actor restarts.", _one(lambda m: m.restarts)),
+    _counter(
+        "requests_rejected_total",
+        "Error frames traced to the request that caused them.",
+        _one(lambda m: m.requests_rejected),
+    ),
+    _counter(
+        "tickets_failed_total",
+        "Tickets that gave up reconnecting.",
+        _one(lambda m: m.tickets_failed),
+    ),
+    _counter("gaps_total", "Outages that interrupted subscribers.", _one(lambda m: m.gaps)),
+    _counter(
+        "requests_sent_total", "Requests sent on realtime tickets.", _one(lambda m: m.requests_sent)
+    ),
+    _counter(
+        "parking_requests_total",
+        "Soft-unsubscribe parking requests.",
+        _one(lambda m: m.parking_requests),
+    ),
+    _counter(
+        "messages_received_total",
+        "Frames received, by type.",
+        _by("type", lambda m: m.messages_received),
+    ),
+    _counter("unrouted_total", "Frames with no subscriber.", _one(lambda m: m.unrouted)),
+    _counter(
+        "frames_undecodable_total",
+        "Frames skipped because they could not be decoded, by reason.",
+        _by("reason", lambda m: m.undecodable_frames),
+    ),
+    _counter(
+        "frames_unknown_type_total",
+        "Data frames of types the engine does not model, by type.",
+        _by("type", lambda m: m.unknown_types),
+    ),
+    _counter(
+        "field_drift_total",
+        "Fields left None because a frame lacked them, sent null or unreadable values.",
+        _field_drift,
+    ),
+    _counter(
+        "snapshots_missing_total",
+        "SNAPSHOT waits that ran out (REALTIME delivered without one).",
+        _one(lambda m: m.snapshots_missing),
+    ),
+    _counter(
+        "orderbook_rows_mismatch_total",
+        "Orderbook deliveries with more (trimmed) or fewer (short) rows than asked.",
+        _by("kind", lambda m: m.orderbook_rows_mismatch),
+    ),
+    _counter("snapshot_requests_total", "Snapshot calls.", _one(lambda m: m.snapshot_requests)),
+    _counter(
+        "snapshot_failures_total", "Failed snapshot calls.", _one(lambda m: m.snapshot_failures)
+    ),
+    _gauge(
+        "snapshot_tickets_open",
+        "Open snapshot tickets.",
+        _one(lambda m: m.snapshot_usage.tickets_open),
+    ),
+    _counter(
+        "snapshot_wire_requests_total",
+        "Snapshot-only requests sent.",
+        _one(lambda m: m.snapshot_usage.requests_sent),
+    ),
+    _summary("snapshot_latency_seconds", "Snapshot call latency.", lambda m: m.snapshot_latency),
+    _summary("connect_latency_seconds", "Subscribe to first message.", lambda m: m.connect_latency),
+    _summary(
+        "resubscribe_latency_seconds",
+        "Connection loss to first message after replay.",
+        lambda m: m.resubscribe_latency,
+    ),
+    _gauge("tickets_open", "Open tickets per pool.", _per_pool(lambda u: u.open)),
+    _gauge("tickets_parked", "Parked tickets per pool.", _per_pool(lambda u: u.parked)),
+    _gauge("tickets_waiting", "Tickets waiting for a connection.", _per_pool(lambda u: u.waiting)),
+    _gauge("streams", "Distinct streams wanted per pool.", _per_pool(lambda u: u.streams)),
+    _gauge(
+        "ticket_efficiency",
+        "Planned ticket efficiency per pool.",
+        _per_pool(lambda u: u.efficiency.ticket),
+    ),
+    _gauge(
+        "wire_ticket_efficiency",
+        "Ticket efficiency of what was sent, per pool.",
+        _per_pool(lambda u: u.wire_efficiency.ticket),
+    ),
+    _gauge(
+        "ticket_state", "Connection state per ticket (1 for the current state).", _ticket_states
+    ),
+    _gauge(
+        "ticket_time_in_state_seconds",
+        "Seconds each ticket has been in its current state.",
+        _per_ticket(lambda t: t.time_in_state),
+    ),
+    _counter(
+        "ticket_reconnects_total",
+        "Connections replacing an earlier one, per ticket.",
+        _per_ticket(lambda t: t.reconnects),
+    ),
+    _counter(
+        "ticket_failures_total",
+        "Connections or attempts that ended abnormally, per ticket.",
+        _per_ticket(lambda t: t.failures),
+    ),
+    _counter(
+        "subscriber_conflated_total",
+        "Values conflated per subscription.",
+        _per_subscriber(lambda s: s.conflated),
+    ),
+    _counter(
+        "subscriber_dropped_total",
+        "Items dropped per subscription.",
+        _per_subscriber(lambda s: s.dropped),
+    ),
+    _gauge(
+        "subscriber_buffered",
+        "Items waiting per subscription.",
+        _per_subscriber(lambda s: s.buffered),
+    ),
+)
+
+
+def _label_text(labels: Mapping[str, str]) -> str:
+    if not labels:
+        return ""
+    parts = []
+    for key, value in labels.items():
+        escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+        parts.append(f'{key}="{escaped}"')
+    return "{" + ",".join(parts) + "}"
+
+
+def _number(value: float) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
