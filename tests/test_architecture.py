@@ -238,3 +238,24 @@ def test_the_emulator_does_not_build_on_the_engine_it_tests() -> None:
         in ("routing", "observability", "rest", "transport", "runtime", "facade", "cli")
     }
     assert not uses, f"the emulator imports the engine's own machinery: {sorted(uses)}"
+
+
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 80
+
+
+def test_modules_and_functions_stay_small() -> None:
+    # One idea per module and per function: a longer one is several, or a table to extract.
+    long_modules = []
+    long_functions = []
+    for module, path in sorted(MODULES.items()):
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > MAX_MODULE_LINES:
+            long_modules.append(f"{module}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{module}.{node.name}: {length} lines")
+    assert not long_modules, f"modules over {MAX_MODULE_LINES} lines: {long_modules}"
+    assert not long_functions, f"functions over {MAX_FUNCTION_LINES} lines: {long_functions}"

@@ -63,7 +63,7 @@ class SnapshotUsage:
     connect_failures: int
     #: Open connections that broke (dropped, no pong, closed by Upbit).
     connections_lost: int
-    #: Frames that could not be decoded.
+    #: Frames skipped: undecodable, or of a type the engine does not model.
     malformed_frames: int
 
 

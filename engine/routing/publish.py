@@ -54,7 +54,7 @@ _ROUTED: Final = (SubscriptionKind.REALTIME, SubscriptionKind.PRIVATE)
 
 
 class RouteSource(Protocol):
-    """What publishing reads and writes; :class:`~engine.runtime.state.EngineCore` has it all."""
+    """What publishing reads and writes (the engine's shared state satisfies it)."""
 
     @property
     def registry(self) -> Registry:

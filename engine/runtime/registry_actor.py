@@ -33,8 +33,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol
 
 import trio
 
@@ -49,11 +50,14 @@ from actors import (
     NodeState,
     Reply,
     Restart,
+    Supervisor,
 )
+from engine.config import EngineConfig
 from engine.core.keys import StreamKey
 from engine.core.registry import Subscription, SubscriptionKind, TicketChange
 from engine.errors import InvalidSubscriptionError, SubscriptionFailedError
-from engine.routing.publish import publish_routes
+from engine.observability.metrics import MetricsRecorder
+from engine.routing.publish import RouteSource, publish_routes
 from engine.routing.router import SubscriberBuffer
 from engine.runtime.registry_messages import (
     USER_CALLS,
@@ -81,15 +85,16 @@ from engine.runtime.registry_messages import (
     Unsubscribe,
     WantsConnection,
 )
-from engine.runtime.state import EngineCore
+from engine.runtime.ticket_runtime import TicketRuntime
 
-#: Makes the actor function of one ticket (``engine.runtime.ticket.ticket_actor``), handed in by the
-#: tree's wiring so this module does not import the tickets.
-TicketFactory = Callable[[EngineCore, str], Any]
+#: Makes the actor function of the ticket of this name (``engine.runtime.ticket.ticket_actor``
+#: bound to the shared state), handed in by the tree's wiring so this module does not import the
+#: tickets.
+TicketFactory = Callable[[str], Any]
 
 _log = logging.getLogger("engine.registry")
 
-__all__ = ("HOUSEKEEPING_INTERVAL", "TicketFactory", "registry_actor")
+__all__ = ("HOUSEKEEPING_INTERVAL", "RegistryHost", "TicketFactory", "registry_actor")
 
 #: Seconds between housekeeping rounds (activity marks, last-frame times).
 HOUSEKEEPING_INTERVAL = 1.0
@@ -98,7 +103,39 @@ HOUSEKEEPING_INTERVAL = 1.0
 _Launch = tuple[Literal["start", "stop"], str]
 
 
-def registry_actor(core: EngineCore, ticket_factory: TicketFactory) -> Any:
+class RegistryHost(RouteSource, Protocol):
+    """What the registry actor uses of the engine's shared state: it alone writes the registry,
+    the routes and the subscribers' buffers; it reads the tickets' runtimes."""
+
+    #: Set by the registry actor once it serves, for the tickets and the router to cast to.
+    registry_ref: ActorRef[RegistryCommand] | None
+
+    @property
+    def config(self) -> EngineConfig: ...
+    @property
+    def metrics(self) -> MetricsRecorder: ...
+    @property
+    def rng(self) -> random.Random: ...
+    @property
+    def buffers(self) -> dict[str, SubscriberBuffer]: ...
+    @property
+    def tickets(self) -> Mapping[str, TicketRuntime]: ...
+    @property
+    def first_message_due(self) -> dict[str, float]:
+        """Subscription id -> when it was requested, until its first message."""
+
+    @property
+    def closing(self) -> dict[str, trio.Event]:
+        """Tickets being closed by cleanup/optimize -> set once their connection is gone."""
+
+    def note_change(self) -> None:
+        """Wake whoever waits for the registry's state to change."""
+
+    def tickets_supervisor(self) -> Supervisor:
+        """The running tickets supervisor."""
+
+
+def registry_actor(core: RegistryHost, ticket_factory: TicketFactory) -> Any:
     """The registry actor's start function, bound to ``core``; ``ticket_factory`` makes the
     actor of each ticket its launcher starts."""
 
@@ -128,7 +165,7 @@ class _RegistryState:
 
     def __init__(
         self,
-        core: EngineCore,
+        core: RegistryHost,
         ref: ActorRef[RegistryCommand],
         launch: trio.MemorySendChannel[_Launch],
     ) -> None:
@@ -430,7 +467,7 @@ def _now() -> float:
 
 
 async def _launcher(
-    core: EngineCore,
+    core: RegistryHost,
     ticket_factory: TicketFactory,
     requests: trio.MemoryReceiveChannel[_Launch],
 ) -> None:
@@ -461,7 +498,7 @@ async def _launcher(
                 await tickets.start_child(
                     ChildSpec(
                         name,
-                        ticket_factory(core, name),
+                        ticket_factory(name),
                         restart=Restart.TRANSIENT,
                         shutdown=config.shutdown_grace,
                         mailbox_size=math.inf,
@@ -480,7 +517,7 @@ async def _launcher(
                 await trio.sleep(config.backoff_policy().delay(failures - 1, core.rng))
 
 
-def _child_state(core: EngineCore, name: str) -> NodeState | None:
+def _child_state(core: RegistryHost, name: str) -> NodeState | None:
     tickets = core.tickets_supervisor()
     for node in tickets.tree().children:
         if node.name == name:
@@ -488,7 +525,7 @@ def _child_state(core: EngineCore, name: str) -> NodeState | None:
     return None
 
 
-async def _housekeeping(core: EngineCore, ref: ActorRef[RegistryCommand]) -> None:
+async def _housekeeping(core: RegistryHost, ref: ActorRef[RegistryCommand]) -> None:
     """Once a second: last frame time per ticket, and subscriptions that received messages."""
     seen_frames: dict[str, float] = {}
     routed: dict[str, int] = {}

@@ -170,7 +170,15 @@ class SnapshotCounters:
     connects: int = 0
     connect_failures: int = 0
     connections_lost: int = 0
-    malformed_frames: int = 0
+    #: Frames received, skipped (undecodable, or of a type the engine does not model), and when
+    #: the last one came, over every snapshot ticket (``engine.runtime.link.FrameCounts``).
+    frames: int = 0
+    frames_skipped: int = 0
+    last_frame: float | None = None
+    #: Snapshot connections do not measure outages (``FrameCounts.lost_at``).
+    lost_at: float | None = None
+    #: Messages received by type (``status`` for Upbit's status frames).
+    received: dict[str, int] = attrs.field(factory=dict)
 
 
 class HubStatus(enum.Enum):

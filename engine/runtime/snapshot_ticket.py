@@ -43,8 +43,9 @@ from engine.core.keys import StreamKey
 from engine.core.ratelimit import SlidingWindowLimiter, message_limiter
 from engine.core.requests import snapshot_request
 from engine.core.snapshot_book import Batch, message_key
-from engine.errors import ConnectionFailedError, ProtocolError, RateLimitedError, ServerError
+from engine.errors import ConnectionFailedError, RateLimitedError, ServerError
 from engine.observability.frame_report import FrameReport
+from engine.runtime.link import keepalive, probe, read_frames, wait_connect_slot
 from engine.runtime.pacing import acquire_slot
 from engine.runtime.snapshot_messages import (
     CoordinatorMessage,
@@ -61,17 +62,14 @@ from engine.runtime.snapshot_messages import (
 )
 from engine.transport.base import Connection, Transport
 from engine.wire.messages import (
-    Candle,
-    ErrorReply,
     Message,
-    Orderbook,
-    Ticker,
-    Trade,
-    UnknownMessage,
 )
-from engine.wire.protocol import PING_TEXT, Format, build_request, decode_frame
+from engine.wire.protocol import PING_TEXT, Format, build_request
 
 __all__ = ("TicketSettings", "ticket_actor")
+
+#: Frames read between two schedule points (see ``read_frames``): snapshot answers are few.
+_BURST = 64
 
 
 @attrs.frozen
@@ -205,11 +203,10 @@ class _SnapshotTicket:
         self._report(Disconnected(self._index, self._generation, self._end_progress(), error))
 
     async def _wait_turn(self) -> None:
-        """Back off after failures and 429/418, then take a slot of the shared connect limiter."""
-        now = trio.current_time()
-        at = max(now + self._backoff_delay(), self._hub.rate_backoff.blocked_until(now))
-        await trio.sleep_until(at)
-        await acquire_slot(self._settings.connect_limiter)
+        """Back off after failures, then wait out any 429/418 block and take a slot of the
+        shared connect limiter."""
+        await trio.sleep(self._backoff_delay())
+        await wait_connect_slot(self._hub.rate_backoff, self._settings.connect_limiter)
 
     def _backoff_delay(self) -> float:
         if self._failures == 0:
@@ -322,48 +319,39 @@ class _SnapshotTicket:
                 return  # alive and silent: what is missing is not coming on this request
 
     async def _ping(self, conn: Connection) -> None:
-        timeout = self._config.ping_timeout
-        with trio.move_on_after(timeout):
-            await conn.ping()
-            return
-        raise ConnectionFailedError(
-            f"no pong within {timeout:g} s: the snapshot connection is dead; reconnecting"
-        )
+        await probe(conn, self._config.ping_timeout, "the snapshot connection")
 
     async def _pinger(self, conn: Connection) -> None:
-        while True:
-            await trio.sleep(self._config.ping_interval)
-            await self._ping(conn)
+        config = self._config
+        await keepalive(
+            conn,
+            interval=config.ping_interval,
+            pong_within=config.ping_timeout,
+            what="the snapshot connection",
+        )
 
     async def _reader(self, conn: Connection) -> None:
-        counters = self._hub.counters
-        report = self._settings.frame_report
-        name = f"snapshot-{self._index}"
-        while True:
-            frame = await conn.receive()
-            try:
-                decoded = decode_frame(frame, drift=report)
-            except ProtocolError as exc:
-                # It cannot be routed; the ask it answered will time out and name its key.
-                counters.malformed_frames += 1
-                report.undecodable_frame(exc, frame, name)
-                continue
-            items = decoded if isinstance(decoded, list) else [decoded]
-            snapshots: list[Message] = []
-            for item in items:
-                if isinstance(item, ErrorReply):
-                    raise _ErrorFrame(ServerError(item.name, item.message))
-                if not isinstance(item, Ticker | Trade | Orderbook | Candle):
-                    if isinstance(item, UnknownMessage):
-                        report.unknown_type(item.type, name)
-                    continue  # status UP, a LIST reply: nothing to route
-                # Not only stream_type SNAPSHOT: this connection only ever asks is_only_snapshot,
-                # and a server that omits stream_type makes its answers look REALTIME. A frame
-                # no ask waits for is dropped by the book.
-                snapshots.append(item)
-            if snapshots:
-                self._report(Delivered(self._index, self._generation, tuple(snapshots)))
-                self._note_progress(snapshots)
+        try:
+            await read_frames(
+                conn,
+                self._deliver,
+                name=f"snapshot-{self._index}",
+                generation=self._generation,
+                counts=self._hub.counters,
+                report=self._settings.frame_report,
+                received=self._hub.counters.received,
+                burst=_BURST,
+            )
+        except ServerError as exc:
+            raise _ErrorFrame(exc) from None
+
+    def _deliver(self, name: str, generation: int, message: Message) -> None:
+        del name
+        # Not only stream_type SNAPSHOT: this connection only ever asks is_only_snapshot, and a
+        # server that omits stream_type makes its answers look REALTIME. A message no ask waits
+        # for is dropped by the book.
+        self._report(Delivered(self._index, generation, (message,)))
+        self._note_progress([message])
 
     def _note_progress(self, snapshots: list[Message]) -> None:
         progress = self._progress

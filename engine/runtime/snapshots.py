@@ -241,7 +241,7 @@ class SnapshotService:
             connects=counters.connects,
             connect_failures=counters.connect_failures,
             connections_lost=counters.connections_lost,
-            malformed_frames=counters.malformed_frames,
+            malformed_frames=counters.frames_skipped,
         )
 
     @staticmethod

@@ -10,8 +10,9 @@ every other restart, stop and start of the tickets supervisor for as long as a c
 HTTP 418 block lasts. For each connection, with a fresh engine-wide generation number ``g``:
 
 1. ``connecting``: wait for this ticket's turn (tickets that are down together reconnect in
-   ticket order, see :meth:`~engine.runtime.state.EngineCore.wait_turn`), for any 429/418 block
-   in force (``backing_off``) and for the shared connect limiter (5 connects/s per IP);
+   ticket order, see :meth:`~engine.runtime.ticket_runtime.ReconnectOrder.wait_turn`), for any
+   429/418 block in force (``backing_off``) and for the shared connect limiter (5 connects/s per
+   IP);
 2. ``replaying``: connect; tell the router (``ticket_connected``: frames of ``g`` are routed
    from now on, every public route waits for its SNAPSHOT again, an open outage turns into a
    Gap); ask the registry for the replay (``TicketConnected``: the desired set in creation
@@ -60,25 +61,27 @@ subscriptions go back to PENDING until the next replay), after any verdict below
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import trio
 
-from actors import ActorContext, ActorError
+from actors import ActorContext, ActorError, ActorRef
 from engine._groups import leaf_exceptions
 from engine.core.connection_state import ConnectionState
 from engine.core.keys import StreamKey
-from engine.core.ratelimit import SlidingWindowLimiter, message_limiter
+from engine.core.ratelimit import RateLimitBackoff, SlidingWindowLimiter, message_limiter
 from engine.core.registry import TicketChange, coalesce_changes
 from engine.core.requests import build_ticket_request, fresh_keys, parking_request
 from engine.errors import ConnectionFailedError, NoParkingCodeError, RateLimitedError, ServerError
 from engine.markets.parking import choose_parking_code
+from engine.rest.catalog_source import CatalogSource
+from engine.runtime.link import keepalive, wait_connect_slot
 from engine.runtime.pacing import acquire_slot
 from engine.runtime.registry_messages import (
     AuthFailed,
     ProbePassed,
+    RegistryCommand,
     RequestRejected,
     SnapshotOverdue,
     TicketConnected,
@@ -88,14 +91,11 @@ from engine.runtime.registry_messages import (
     WantsConnection,
 )
 from engine.runtime.ticket_causes import AUTH_ERROR, RATE_ERRORS, auth_failure, describe
-from engine.runtime.ticket_pump import pump
-from engine.transport.base import Connection
+from engine.runtime.ticket_pump import PumpHost, pump
+from engine.transport.base import Connection, Transport
 from engine.wire.protocol import PING_TEXT, build_request
 
-if TYPE_CHECKING:
-    from engine.runtime.state import EngineCore
-
-__all__ = ("ATTRIBUTION_WINDOW", "TicketOutcome", "ticket_actor")
+__all__ = ("ATTRIBUTION_WINDOW", "TicketHost", "TicketOutcome", "ticket_actor")
 
 TicketOutcome = Literal["reset", "close"]
 """How a connection ended on purpose: reopen it (hard reset) or stay closed."""
@@ -110,7 +110,37 @@ ATTRIBUTION_WINDOW = 1.0
 _REGISTRY_TIMEOUT = 10.0
 
 
-def ticket_actor(core: EngineCore, name: str) -> Any:
+class TicketHost(PumpHost, Protocol):
+    """What a realtime/private ticket uses of the engine's shared state, and nothing else."""
+
+    @property
+    def transport(self) -> Transport: ...
+    @property
+    def connect_limiter(self) -> SlidingWindowLimiter: ...
+    @property
+    def rate_backoff(self) -> RateLimitBackoff: ...
+    @property
+    def catalog(self) -> CatalogSource: ...
+    @property
+    def instance(self) -> str:
+        """This engine's id, part of every request's ticket field."""
+
+    @property
+    def registry_ref(self) -> ActorRef[RegistryCommand] | None: ...
+
+    def next_generation(self) -> int:
+        """A connection generation above every one handed out before (engine-wide)."""
+
+    def url_for(self, ticket: str) -> str: ...
+    def headers_for(self, ticket: str) -> list[tuple[str, str]]: ...
+    def carries_streams(self, ticket: str) -> bool:
+        """Whether the registry wants streams on ``ticket`` now."""
+
+    async def wait_turn(self, ticket: str) -> None:
+        """Return when ``ticket`` may connect again, in ticket order."""
+
+
+def ticket_actor(core: TicketHost, name: str) -> Any:
     """The start function of ticket ``name`` (``realtime-<i>`` or ``private-<i>``)."""
 
     async def ticket(
@@ -124,11 +154,11 @@ def ticket_actor(core: EngineCore, name: str) -> Any:
 
 
 class _RealtimeTicket:
-    def __init__(self, core: EngineCore, name: str, ctx: ActorContext[TicketChange]) -> None:
+    def __init__(self, core: TicketHost, name: str, ctx: ActorContext[TicketChange]) -> None:
         self.core = core
         self.name = name
         self.ctx = ctx
-        self.runtime = core.tickets[name]
+        self.runtime = core.runtime(name)
         self.request_ticket = f"upbit-engine-{core.instance}-{name}"
         self.streaming: frozenset[StreamKey] = frozenset()
         self.sent_codes: tuple[str, ...] = ()
@@ -178,22 +208,20 @@ class _RealtimeTicket:
     async def _wait_connect_slot(self) -> None:
         core = self.core
         runtime = self.runtime
-        while True:
+
+        async def take_turn() -> None:
             runtime.enter(ConnectionState.CONNECTING)
             await core.wait_turn(self.name)
-            now = trio.current_time()
-            blocked = core.rate_backoff.blocked_until(now)
-            if blocked > now:
-                runtime.enter(ConnectionState.BACKING_OFF)
-                self._connect_failed(
-                    f"Upbit's rate limit (HTTP 429/418) holds connects back for another "
-                    f"{blocked - now:.1f} s"
-                )
-                await trio.sleep_until(blocked)
-                continue
-            await acquire_slot(core.connect_limiter)
-            if core.rate_backoff.blocked_until(trio.current_time()) <= trio.current_time():
-                return
+
+        def blocked(seconds: float) -> None:
+            runtime.enter(ConnectionState.BACKING_OFF)
+            self._connect_failed(
+                f"Upbit's rate limit (HTTP 429/418) holds connects back for another {seconds:.1f} s"
+            )
+
+        await wait_connect_slot(
+            core.rate_backoff, core.connect_limiter, before_round=take_turn, on_blocked=blocked
+        )
 
     async def _connect_and_serve(self) -> TicketOutcome:
         core = self.core
@@ -236,7 +264,7 @@ class _RealtimeTicket:
         core.metrics.connects += 1
         if runtime.connects:
             core.metrics.reconnects += 1
-        if runtime.lost_at is not None and core.registry.ticket_status(self.name).desired:
+        if runtime.lost_at is not None and core.carries_streams(self.name):
             core.metrics.gaps += 1  # an abnormal outage of a ticket carrying streams ends now
         runtime.connected()
         self.streaming = frozenset()
@@ -544,24 +572,13 @@ class _RealtimeTicket:
     async def _keepalive(self, conn: Connection) -> None:
         config = self.core.config
         runtime = self.runtime
-        connected_at = trio.current_time()
-        stall_after = config.stall_timeout if config.text_ping else None
-        while True:
-            await trio.sleep(config.ping_interval)
-            self._promote(trio.current_time())
-            with trio.move_on_after(config.ping_timeout) as scope:
-                await conn.ping()
-            if scope.cancelled_caught:
-                raise ConnectionFailedError(
-                    f"no pong within {config.ping_timeout:g} s: the connection is dead"
-                )
-            if stall_after is None:
-                continue
-            # With the text PING on, Upbit sends a status frame every 10 s, so silence means a
-            # stall whatever the subscribed pairs are doing.
-            last = max(connected_at, runtime.last_frame or -math.inf)
-            silent = trio.current_time() - last
-            if silent > stall_after:
-                raise ConnectionFailedError(
-                    f"stalled: no frame for {silent:.1f} s (stall_timeout {stall_after:g} s)"
-                )
+        # With the text PING on, Upbit sends a status frame every 10 s, so silence means a
+        # stall whatever the subscribed pairs are doing.
+        await keepalive(
+            conn,
+            interval=config.ping_interval,
+            pong_within=config.ping_timeout,
+            stall_after=config.stall_timeout if config.text_ping else None,
+            last_frame=lambda: runtime.last_frame,
+            on_round=self._promote,
+        )

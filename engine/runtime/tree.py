@@ -13,11 +13,11 @@ ticket keeps talking to a registry incarnation that no longer knows it. If the t
 supervisor itself is restarted (it gave up), the registry is told to start again every ticket
 that should carry streams: a fresh supervisor starts with no ticket children.
 
-Restart intensity is judged **per ticket** (:class:`~engine.runtime.state.TicketRuntime` keeps each
-ticket's window of failures, ``EngineConfig.max_restarts`` in ``restart_window``): a ticket that
-fails too often gives up alone, failing its own subscriptions with a cause that says so, and the
-other tickets carry on. The tickets supervisor's own intensity is the sum of its children's, a
-safety net that only a bug can reach.
+Restart intensity is judged **per ticket** (:class:`~engine.runtime.ticket_runtime.TicketRuntime`
+keeps each ticket's window of failures, ``EngineConfig.max_restarts`` in ``restart_window``): a
+ticket that fails too often gives up alone, failing its own subscriptions with a cause that says so,
+and the other tickets carry on. The tickets supervisor's own intensity is the sum of its children's,
+a safety net that only a bug can reach.
 
 This module is the only one that knows both the registry actor and the ticket actor: it hands
 the registry the ticket factory, so neither imports the other.
@@ -26,6 +26,7 @@ the registry the ticket factory, so neither imports the other.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from typing import Any
 
@@ -42,10 +43,10 @@ from actors import (
 from engine.errors import CatalogUnavailableError
 from engine.runtime.registry_actor import registry_actor
 from engine.runtime.registry_messages import Relaunch
-from engine.runtime.state import TICKETS, EngineCore, TicketRuntime
+from engine.runtime.state import TICKETS, EngineCore
 from engine.runtime.ticket import ticket_actor
 
-__all__ = ("EngineCore", "TicketRuntime", "engine_children", "root_options")
+__all__ = ("engine_children", "root_options")
 
 
 def root_options(core: EngineCore) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def engine_children(core: EngineCore) -> list[ChildSpec[Any]]:
     return [
         ChildSpec(
             "registry",
-            registry_actor(core, ticket_actor),
+            registry_actor(core, functools.partial(ticket_actor, core)),
             mailbox_size=math.inf,  # tickets and the router cast to it: a circular flow
             shutdown=config.shutdown_grace,
         ),

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-import jwt
 import pytest
 import trio
 from trio.testing import MockClock
@@ -125,16 +124,7 @@ async def test_each_connect_carries_a_fresh_hs512_token(autojump_clock: MockCloc
         (second,) = emu.connections(open_only=True)
         assert second.conn_id != first.conn_id
         assert second.access_key == emu.access_key
-        headers = [eng._core.headers_for("private-0") for _ in range(2)]  # tests look inside
-        tokens = [value.removeprefix("Bearer ") for ((name, value),) in headers]
-        assert all(name == "Authorization" for ((name, _),) in headers)
-        claims = [
-            jwt.decode(token, emu.secret_key, algorithms=["HS512"], options={"require": ["nonce"]})
-            for token in tokens
-        ]
-        assert all(jwt.get_unverified_header(token)["alg"] == "HS512" for token in tokens)
-        assert {claim["access_key"] for claim in claims} == {emu.access_key}
-        assert claims[0]["nonce"] != claims[1]["nonce"]
+        # The token's contents are tested on engine.runtime.credentials (test_credentials.py).
 
 
 async def test_upbit_length_secrets_sign_without_warnings(autojump_clock: MockClock) -> None:

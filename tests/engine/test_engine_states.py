@@ -9,7 +9,7 @@ from trio.testing import MockClock
 
 from engine.core.connection_state import ConnectionState
 from engine.events import Gap
-from engine.runtime.tree import TicketRuntime
+from engine.runtime.ticket_runtime import TicketRuntime
 
 from ._engine_support import WAIT, collect, engine_on_emulator, settle, until
 
