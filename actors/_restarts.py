@@ -79,11 +79,12 @@ class Restarts:
         self.plans: list[Plan] = []
 
     async def after_exit(
-        self, child: Child, generation: int, reason: ExitReason
+        self, child: Child, generation: int, reason: ExitReason, *, counted: bool = True
     ) -> SupervisorGaveUpError | None:
         """A child ended (or failed to start) without being asked to: apply the policy.
 
-        Returns the error to raise if the supervisor gave up.
+        ``counted=False`` (the incarnation had marked itself healthy) keeps the restart out of
+        the intensity window. Returns the error to raise if the supervisor gave up.
         """
         host = self._host
         if not should_restart(child.spec.restart, reason):
@@ -94,7 +95,8 @@ class Restarts:
                 host._tree.notify_changed()
             return None
         now = trio.current_time()
-        if not self.window.record(now, RestartRecord(now, child.name, generation, reason)):
+        record = RestartRecord(now, child.name, generation, reason)
+        if counted and not self.window.record(now, record):
             return await host._give_up(now)
         group = restart_group(self.strategy, list(host._children), child.name)
         for name in reversed(group):

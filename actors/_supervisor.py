@@ -412,8 +412,14 @@ class Supervisor:
         reason = incarnation.reason
         assert reason is not None
         child.last_exit = reason
-        child.backoff.observe_uptime(trio.current_time() - incarnation.ready_at)
-        gave_up = await self._restarts.after_exit(child, incarnation.generation, reason)
+        healthy = incarnation.context.healthy
+        if healthy:
+            child.backoff.after_healthy()
+        else:
+            child.backoff.observe_uptime(trio.current_time() - incarnation.ready_at)
+        gave_up = await self._restarts.after_exit(
+            child, incarnation.generation, reason, counted=not healthy
+        )
         return None if gave_up is None else _Finish(gave_up)
 
     async def _on_start_child(self, spec: ChildSpec[Any], reply: Reply[ActorRef[Any]]) -> None:

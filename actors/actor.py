@@ -41,7 +41,16 @@ class Shutdown(Exception):
 class ActorContext(Generic[M], metaclass=NoPublicConstructor):
     """What the runtime hands to one incarnation of an actor."""
 
-    __slots__ = ("_mailbox", "_nested", "_path", "_ref", "_stop", "_stop_callbacks", "_tree")
+    __slots__ = (
+        "_healthy",
+        "_mailbox",
+        "_nested",
+        "_path",
+        "_ref",
+        "_stop",
+        "_stop_callbacks",
+        "_tree",
+    )
 
     def __init__(self, mailbox: Mailbox[M], tree: TreeShared) -> None:
         self._mailbox = mailbox
@@ -53,6 +62,7 @@ class ActorContext(Generic[M], metaclass=NoPublicConstructor):
         # The Supervisor this actor runs, if it is one (set by actors._supervisor; typed loosely
         # so this module need not import the supervisor, which imports it).
         self._nested: Any = None
+        self._healthy = False
 
     @property
     def name(self) -> str:
@@ -83,6 +93,23 @@ class ActorContext(Generic[M], metaclass=NoPublicConstructor):
     def stop_requested(self) -> bool:
         """True once the supervisor asked this incarnation to stop."""
         return self._stop.is_set()
+
+    @property
+    def healthy(self) -> bool:
+        """True once this incarnation called :meth:`mark_healthy`."""
+        return self._healthy
+
+    def mark_healthy(self) -> None:
+        """Declare that this incarnation did what it exists for (a connection that came back and
+        delivers data, say).
+
+        When a healthy incarnation fails, its supervisor restarts it at once, without counting
+        the failure toward the restart intensity, and the backoff starts again from its first
+        step: backoff is for a child that cannot get healthy, not for one that was. A hot loop
+        needs the child to become healthy again before each failure, which is the child's own
+        judgement; mark only after real progress.
+        """
+        self._healthy = True
 
     async def wait_stop_requested(self) -> None:
         """Return once the supervisor asks this incarnation to stop.

@@ -203,11 +203,22 @@ class Backoff:
     attempt: int = 0
     """Consecutive restarts so far; the next delay is drawn for this attempt."""
 
+    #: The last incarnation was healthy: the next restart comes at once.
+    immediate: bool = False
+
     def next_delay(self, rng: random.Random) -> float:
         """The delay before the next restart; advances to the following attempt."""
+        if self.immediate:
+            self.immediate = False
+            return 0.0
         delay = self.policy.delay(self.attempt, rng)
         self.attempt += 1
         return delay
+
+    def after_healthy(self) -> None:
+        """The last incarnation was healthy: restart at once, then from attempt 0."""
+        self.attempt = 0
+        self.immediate = True
 
     def observe_uptime(self, seconds: float) -> None:
         """Tell the policy how long the last incarnation ran; a long run resets the backoff."""

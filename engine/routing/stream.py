@@ -86,6 +86,14 @@ class SubscriptionStream:
             self._claim()
         return await self._buffer.receive()
 
+    def receive_nowait(self) -> StreamItem:
+        """The next item if one is waiting, else ``trio.WouldBlock``; ``trio.EndOfChannel``
+        once the subscription ended and its items were read. Same one-reader rule as
+        :meth:`receive`."""
+        if self._reader is not trio.lowlevel.current_task():
+            self._claim()
+        return self._buffer.receive_nowait()
+
     def __aiter__(self) -> SubscriptionStream:
         return self
 

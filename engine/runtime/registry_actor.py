@@ -33,9 +33,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import random
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import trio
 
@@ -50,15 +49,13 @@ from actors import (
     NodeState,
     Reply,
     Restart,
-    Supervisor,
 )
-from engine.config import EngineConfig
 from engine.core.keys import StreamKey
 from engine.core.registry import Subscription, SubscriptionKind, TicketChange
 from engine.errors import InvalidSubscriptionError, SubscriptionFailedError
-from engine.observability.metrics import MetricsRecorder
-from engine.routing.publish import RouteSource, publish_routes
+from engine.routing.publish import publish_routes
 from engine.routing.router import SubscriberBuffer
+from engine.runtime.hosts import RegistryHost
 from engine.runtime.registry_messages import (
     USER_CALLS,
     AuthFailed,
@@ -85,7 +82,6 @@ from engine.runtime.registry_messages import (
     Unsubscribe,
     WantsConnection,
 )
-from engine.runtime.ticket_runtime import TicketRuntime
 
 #: Makes the actor function of the ticket of this name (``engine.runtime.ticket.ticket_actor``
 #: bound to the shared state), handed in by the tree's wiring so this module does not import the
@@ -94,45 +90,13 @@ TicketFactory = Callable[[str], Any]
 
 _log = logging.getLogger("engine.registry")
 
-__all__ = ("HOUSEKEEPING_INTERVAL", "RegistryHost", "TicketFactory", "registry_actor")
+__all__ = ("HOUSEKEEPING_INTERVAL", "TicketFactory", "registry_actor")
 
 #: Seconds between housekeeping rounds (activity marks, last-frame times).
 HOUSEKEEPING_INTERVAL = 1.0
 
 
 _Launch = tuple[Literal["start", "stop"], str]
-
-
-class RegistryHost(RouteSource, Protocol):
-    """What the registry actor uses of the engine's shared state: it alone writes the registry,
-    the routes and the subscribers' buffers; it reads the tickets' runtimes."""
-
-    #: Set by the registry actor once it serves, for the tickets and the router to cast to.
-    registry_ref: ActorRef[RegistryCommand] | None
-
-    @property
-    def config(self) -> EngineConfig: ...
-    @property
-    def metrics(self) -> MetricsRecorder: ...
-    @property
-    def rng(self) -> random.Random: ...
-    @property
-    def buffers(self) -> dict[str, SubscriberBuffer]: ...
-    @property
-    def tickets(self) -> Mapping[str, TicketRuntime]: ...
-    @property
-    def first_message_due(self) -> dict[str, float]:
-        """Subscription id -> when it was requested, until its first message."""
-
-    @property
-    def closing(self) -> dict[str, trio.Event]:
-        """Tickets being closed by cleanup/optimize -> set once their connection is gone."""
-
-    def note_change(self) -> None:
-        """Wake whoever waits for the registry's state to change."""
-
-    def tickets_supervisor(self) -> Supervisor:
-        """The running tickets supervisor."""
 
 
 def registry_actor(core: RegistryHost, ticket_factory: TicketFactory) -> Any:

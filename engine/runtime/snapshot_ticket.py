@@ -110,6 +110,8 @@ class _SnapshotTicket:
         self._settings = settings
         self._config = config = settings.config
         self._failures = 0
+        #: The current connection settled a batch: its loss reconnects at once.
+        self._healthy = False
         self._failure_log = hub.failure_log(index)
         self._progress: _Progress | None = None
         # Both replaced for every connection.
@@ -179,7 +181,7 @@ class _SnapshotTicket:
                         self._stoppable = None
                         self._hub.open_tickets.discard(self._index)
         except _ErrorFrame as exc:
-            self._failures += 1
+            self._count_failure()
             batch_id = self._end_progress()
             self._report(Rejected(self._index, self._generation, batch_id, exc.error))
             return
@@ -193,7 +195,7 @@ class _SnapshotTicket:
         else:
             self._report(Disconnected(self._index, self._generation, self._end_progress(), None))
             return
-        self._failures += 1
+        self._count_failure()
         self._failure_log.failed(str(error) or type(error).__name__, trio.current_time())
         counters = self._hub.counters
         if connected:
@@ -207,6 +209,14 @@ class _SnapshotTicket:
         shared connect limiter."""
         await trio.sleep(self._backoff_delay())
         await wait_connect_slot(self._hub.rate_backoff, self._settings.connect_limiter)
+
+    def _count_failure(self) -> None:
+        # Backoff follows health, not uptime: the loss of a connection that did its work
+        # reconnects at once; only failures before that make the backoff grow.
+        if self._healthy:
+            self._healthy = False
+        else:
+            self._failures += 1
 
     def _backoff_delay(self) -> float:
         if self._failures == 0:
@@ -263,6 +273,7 @@ class _SnapshotTicket:
             await self._send_batch(conn, batch)
             await self._settle(conn)
             self._failures = 0
+            self._healthy = True
             self._report(Settled(self._index, self._generation, batch.batch_id))
             self._progress = None
 

@@ -62,26 +62,25 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import trio
 
-from actors import ActorContext, ActorError, ActorRef
+from actors import ActorContext, ActorError
 from engine._groups import leaf_exceptions
 from engine.core.connection_state import ConnectionState
 from engine.core.keys import StreamKey
-from engine.core.ratelimit import RateLimitBackoff, SlidingWindowLimiter, message_limiter
+from engine.core.ratelimit import SlidingWindowLimiter, message_limiter
 from engine.core.registry import TicketChange, coalesce_changes
 from engine.core.requests import build_ticket_request, fresh_keys, parking_request
 from engine.errors import ConnectionFailedError, NoParkingCodeError, RateLimitedError, ServerError
 from engine.markets.parking import choose_parking_code
-from engine.rest.catalog_source import CatalogSource
+from engine.runtime.hosts import TicketHost
 from engine.runtime.link import keepalive, wait_connect_slot
 from engine.runtime.pacing import acquire_slot
 from engine.runtime.registry_messages import (
     AuthFailed,
     ProbePassed,
-    RegistryCommand,
     RequestRejected,
     SnapshotOverdue,
     TicketConnected,
@@ -91,11 +90,11 @@ from engine.runtime.registry_messages import (
     WantsConnection,
 )
 from engine.runtime.ticket_causes import AUTH_ERROR, RATE_ERRORS, auth_failure, describe
-from engine.runtime.ticket_pump import PumpHost, pump
-from engine.transport.base import Connection, Transport
+from engine.runtime.ticket_pump import pump
+from engine.transport.base import Connection
 from engine.wire.protocol import PING_TEXT, build_request
 
-__all__ = ("ATTRIBUTION_WINDOW", "TicketHost", "TicketOutcome", "ticket_actor")
+__all__ = ("ATTRIBUTION_WINDOW", "HEALTHY_AFTER", "TicketOutcome", "ticket_actor")
 
 TicketOutcome = Literal["reset", "close"]
 """How a connection ended on purpose: reopen it (hard reset) or stay closed."""
@@ -106,38 +105,11 @@ TicketOutcome = Literal["reset", "close"]
 #: no SNAPSHOT can show that the request was accepted.
 ATTRIBUTION_WINDOW = 1.0
 
+#: Seconds after the replay before a connection with data flowing counts as healthy.
+HEALTHY_AFTER = 1.0
+
 #: Seconds a ticket waits for the registry's answer to ``TicketConnected``.
 _REGISTRY_TIMEOUT = 10.0
-
-
-class TicketHost(PumpHost, Protocol):
-    """What a realtime/private ticket uses of the engine's shared state, and nothing else."""
-
-    @property
-    def transport(self) -> Transport: ...
-    @property
-    def connect_limiter(self) -> SlidingWindowLimiter: ...
-    @property
-    def rate_backoff(self) -> RateLimitBackoff: ...
-    @property
-    def catalog(self) -> CatalogSource: ...
-    @property
-    def instance(self) -> str:
-        """This engine's id, part of every request's ticket field."""
-
-    @property
-    def registry_ref(self) -> ActorRef[RegistryCommand] | None: ...
-
-    def next_generation(self) -> int:
-        """A connection generation above every one handed out before (engine-wide)."""
-
-    def url_for(self, ticket: str) -> str: ...
-    def headers_for(self, ticket: str) -> list[tuple[str, str]]: ...
-    def carries_streams(self, ticket: str) -> bool:
-        """Whether the registry wants streams on ``ticket`` now."""
-
-    async def wait_turn(self, ticket: str) -> None:
-        """Return when ``ticket`` may connect again, in ticket order."""
 
 
 def ticket_actor(core: TicketHost, name: str) -> Any:
@@ -410,9 +382,23 @@ class _RealtimeTicket:
             nursery.start_soon(self._snapshot_deadlines)
             outcome = await self._replay(conn, generation, limiter, replay)
             if outcome is None:
+                nursery.start_soon(self._watch_health, trio.current_time())
                 outcome = await self._send_loop(conn, generation, limiter)
             nursery.cancel_scope.cancel()
         return outcome
+
+    async def _watch_health(self, replayed_at: float) -> None:
+        """Mark the incarnation healthy once the replay was accepted and data flows (a frame
+        after the replay, or a parked connection): its loss then reconnects at once, with the
+        backoff and the restart intensity starting afresh (see ``ActorContext.mark_healthy``)."""
+        runtime = self.runtime
+        while True:
+            await trio.sleep(HEALTHY_AFTER)
+            flowing = runtime.last_frame is not None and runtime.last_frame > replayed_at
+            if flowing or runtime.state is ConnectionState.PARKED:
+                self.ctx.mark_healthy()
+                runtime.forget_restarts()
+                return
 
     async def _replay(
         self,

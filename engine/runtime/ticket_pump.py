@@ -5,28 +5,13 @@ an abnormal loss closes the outage's resubscribe latency.
 
 from __future__ import annotations
 
-from typing import NoReturn, Protocol
+from typing import NoReturn
 
-from engine.config import EngineConfig
-from engine.observability.metrics import MetricsRecorder
-from engine.routing.router import Router
+from engine.runtime.hosts import PumpHost
 from engine.runtime.link import read_frames
-from engine.runtime.ticket_runtime import TicketRuntime
 from engine.transport.base import Connection
 
-__all__ = ("PumpHost", "pump")
-
-
-class PumpHost(Protocol):
-    """What the pump uses of the engine's shared state."""
-
-    @property
-    def config(self) -> EngineConfig: ...
-    @property
-    def router(self) -> Router: ...
-    @property
-    def metrics(self) -> MetricsRecorder: ...
-    def runtime(self, ticket: str) -> TicketRuntime: ...
+__all__ = ("pump",)
 
 
 async def pump(core: PumpHost, name: str, conn: Connection, generation: int) -> NoReturn:

@@ -723,3 +723,76 @@ async def test_subscribing_to_a_finished_tree_gives_an_ended_stream(
         with pytest.raises(trio.EndOfChannel):
             await events.receive()
         assert events.dropped == 0
+
+
+async def test_a_healthy_child_restarts_at_once_and_outside_the_intensity(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Each incarnation works for 10 s: the first two fail before becoming healthy, the rest
+    # mark themselves healthy first. Healthy failures neither wait nor count toward an
+    # intensity of 3, so twenty of them do not make the supervisor give up.
+    policy = BackoffPolicy(initial=1.0, maximum=4.0, jitter=Jitter.NONE)
+    incarnations: list[int] = []
+
+    async def flaky(
+        ctx: ActorContext[object], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        incarnations.append(ctx.generation)
+        await trio.sleep(10.0)
+        if len(incarnations) > 2:
+            ctx.mark_healthy()
+            assert ctx.healthy
+        raise RuntimeError("connection dropped")
+
+    supervisor = Supervisor(
+        [ChildSpec("conn", flaky)],
+        name="app",
+        intensity=RestartIntensity(3, 1000),
+        backoff=policy,
+        rng=random.Random(1),
+    )
+    with supervisor.subscribe() as events:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(supervisor.run)
+            seen = await until(
+                events, lambda e: isinstance(e, Restarting) and len(incarnations) >= 22
+            )
+            nursery.cancel_scope.cancel()
+    delays = [e.delay for e in seen if isinstance(e, Restarting)]
+    # Two unhealthy failures back off (1 s, 2 s); after each healthy one the restart is
+    # immediate and the backoff starts again from its first step.
+    assert delays[:3] == [1.0, 2.0, 0.0]
+    assert set(delays[3:]) == {0.0}
+    assert not [e for e in seen if isinstance(e, GaveUp)]
+
+
+async def test_after_a_healthy_failure_the_backoff_starts_again(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    policy = BackoffPolicy(initial=1.0, maximum=8.0, jitter=Jitter.NONE)
+    plan = [False, False, True, False, False]  # healthy before failing?
+
+    async def child(
+        ctx: ActorContext[object], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        await trio.sleep(1.0)
+        if plan[ctx.generation % len(plan)]:
+            ctx.mark_healthy()
+        raise RuntimeError("lost")
+
+    supervisor = Supervisor(
+        [ChildSpec("conn", child)],
+        name="app",
+        intensity=RestartIntensity(100, 1000),
+        backoff=policy,
+        rng=random.Random(1),
+    )
+    with supervisor.subscribe() as events:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(supervisor.run)
+            seen = await until(events, lambda e: isinstance(e, Restarting) and e.generation >= 4)
+            nursery.cancel_scope.cancel()
+    delays = [e.delay for e in seen if isinstance(e, Restarting)]
+    assert delays == [1.0, 2.0, 0.0, 1.0, 2.0]

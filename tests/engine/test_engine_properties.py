@@ -89,10 +89,9 @@ def _consistent(eng: Engine, emu: Emulator) -> bool:
 
 def _drain(stream: SubscriptionStream) -> list[StreamItem]:
     items: list[StreamItem] = []
-    buffer = stream._buffer
     while True:
         try:
-            items.append(buffer.receive_nowait())
+            items.append(stream.receive_nowait())
         except (trio.WouldBlock, trio.EndOfChannel):
             return items
 
