@@ -288,9 +288,17 @@ class EngineConfig:
     #: Also send the text ``PING`` after connecting, which starts Upbit's 10 s ``UP`` status
     #: frames: traffic that keeps the socket alive and proves it is.
     text_ping: bool = attrs.field(default=True, validator=_bool)
-    #: Seconds of total silence (no data, status or pong) after which a socket counts as
-    #: stalled and is reconnected; ``None`` disables the check.
-    stall_timeout: float | None = attrs.field(default=30.0, validator=_optional_seconds)
+    #: With ``text_ping``: seconds of total silence (no data, no ``UP`` status frame, which
+    #: Upbit sends every 10 s) after which a connection counts as stalled and is reconnected;
+    #: ``None`` disables the check. Bounds detection on a quiet connection.
+    stall_timeout: float | None = attrs.field(default=12.5, validator=_optional_seconds)
+    #: Probe a busy connection that went silent for ``stall_probe_intervals`` of its usual
+    #: inter-frame intervals, and at least ``stall_probe_floor`` seconds, with a protocol ping;
+    #: no pong within ``stall_probe_timeout`` is a stall (engine.core.stall).
+    stall_probe: bool = attrs.field(default=True, validator=_bool)
+    stall_probe_floor: float = attrs.field(default=2.0, validator=_seconds())
+    stall_probe_intervals: float = attrs.field(default=4.0, validator=_factor(1.0, 1000.0))
+    stall_probe_timeout: float = attrs.field(default=2.0, validator=_seconds())
     #: Upbit's idle timeout as observed (60 s; the docs say about 120 s). Not a setting of
     #: Upbit's, but what the keepalive settings are checked against.
     server_idle_timeout: float = attrs.field(default=UPBIT_IDLE_TIMEOUT, validator=_seconds())
@@ -364,10 +372,10 @@ class EngineConfig:
                 f"ping_interval ({self.ping_interval:g} s) must be shorter than "
                 f"server_idle_timeout ({self.server_idle_timeout:g} s), or Upbit drops idle sockets"
             )
-        if self.stall_timeout is not None and not self.stall_timeout > self.ping_interval:
+        if self.stall_timeout is not None and not self.stall_timeout > UPBIT_STATUS_INTERVAL:
             problems.append(
-                f"stall_timeout ({self.stall_timeout:g} s) must be longer than ping_interval "
-                f"({self.ping_interval:g} s), or healthy quiet sockets look stalled"
+                f"stall_timeout ({self.stall_timeout:g} s) must be longer than Upbit's status "
+                f"interval ({UPBIT_STATUS_INTERVAL:g} s), or healthy quiet sockets look stalled"
             )
         if self.backoff_initial > self.backoff_max:
             problems.append(

@@ -226,6 +226,8 @@ def engine_metrics(core: EngineCore) -> EngineMetrics:
         connection_losses=recorder.connection_losses,
         restarts=recorder.restarts,
         gaps=recorder.gaps,
+        stall_probes=recorder.stall_probes,
+        stalls=recorder.stalls,
         requests_sent=recorder.requests_sent,
         parking_requests=recorder.parking_requests,
         messages_received=MappingProxyType(dict(recorder.received)),

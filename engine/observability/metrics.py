@@ -159,6 +159,10 @@ class MetricsRecorder:
         self.restarts = 0
         #: Outages during which some subscriber's streams were interrupted.
         self.gaps = 0
+        #: Protocol pings sent because a busy connection went silent (engine.core.stall), and
+        #: connections ended as stalled (no frame for the heartbeat, or no pong to a probe).
+        self.stall_probes = 0
+        self.stalls = 0
         #: Requests sent on realtime tickets: full sets, parking requests, text PINGs.
         self.requests_sent = 0
         self.parking_requests = 0
@@ -175,6 +179,9 @@ class MetricsRecorder:
         self.tickets_failed = 0
         #: SNAPSHOT waits that ran out (the subscriber got ``SnapshotMissing``).
         self.snapshots_missing = 0
+
+    def count_stall_probe(self) -> None:
+        self.stall_probes += 1
 
     def count_received(self, data_type: str, count: int = 1) -> None:
         """Count ``count`` frames of ``data_type``."""
@@ -221,6 +228,9 @@ class EngineMetrics:
     connection_losses: int
     restarts: int
     gaps: int
+    #: Probes of busy connections that went silent, and connections ended as stalled.
+    stall_probes: int
+    stalls: int
     requests_sent: int
     parking_requests: int
     #: Frames received per message type.
@@ -427,6 +437,12 @@ _FAMILIES: tuple[_Family, ...] = (
         _one(lambda m: m.tickets_failed),
     ),
     _counter("gaps_total", "Outages that interrupted subscribers.", _one(lambda m: m.gaps)),
+    _counter(
+        "stall_probes_total",
+        "Pings sent because a busy connection went silent.",
+        _one(lambda m: m.stall_probes),
+    ),
+    _counter("stalls_total", "Connections ended as stalled.", _one(lambda m: m.stalls)),
     _counter(
         "requests_sent_total", "Requests sent on realtime tickets.", _one(lambda m: m.requests_sent)
     ),

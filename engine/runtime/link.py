@@ -5,7 +5,8 @@ differ in what they send and in what they do with a decoded message, not in thes
 - :func:`wait_connect_slot`: honour a 429/418 block engine-wide, then take a slot of the shared
   connect limiter (Upbit counts connects per IP), and check the block again after the wait;
 - :func:`keepalive`: a protocol ping every ``ping_interval``, a dead connection when no pong comes
-  within ``ping_timeout``, and optionally a stall when no frame came for ``stall_after``;
+  within ``ping_timeout``;
+- :func:`watch_stall`: a stalled connection found in seconds (:mod:`engine.core.stall`);
 - :func:`read_frames`: receive, decode once, hand each data message to the ticket's ``deliver``;
   a frame that cannot be decoded, or of a type the engine does not model, is counted and skipped
   (one bad frame never costs the streams on the connection a reconnect); an error frame raises
@@ -14,13 +15,13 @@ differ in what they send and in what they do with a decoded message, not in thes
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 from typing import NoReturn, Protocol
 
 import trio
 
 from engine.core.ratelimit import RateLimitBackoff, SlidingWindowLimiter
+from engine.core.stall import StallDetector, Verdict
 from engine.errors import ConnectionFailedError, ProtocolError, ServerError
 from engine.observability.frame_report import FrameReport
 from engine.runtime.pacing import acquire_slot
@@ -39,7 +40,14 @@ from engine.wire.messages import (
     UnknownMessage,
 )
 
-__all__ = ("FrameCounts", "keepalive", "probe", "read_frames", "wait_connect_slot")
+__all__ = (
+    "FrameCounts",
+    "keepalive",
+    "probe",
+    "read_frames",
+    "wait_connect_slot",
+    "watch_stall",
+)
 
 _MESSAGE_TYPES = frozenset({Ticker, Trade, Orderbook, Candle, MyOrder, MyAsset})
 
@@ -100,31 +108,45 @@ async def keepalive(
     interval: float,
     pong_within: float,
     what: str = "the connection",
-    stall_after: float | None = None,
-    last_frame: Callable[[], float | None] | None = None,
     on_round: Callable[[float], None] | None = None,
 ) -> NoReturn:
-    """Ping every ``interval`` seconds until the connection fails.
-
-    With ``stall_after``, a connection that received no frame (``last_frame()``) for that long
-    is stalled; the caller sets it only when the server is known to send something regularly
-    (Upbit's status frame every 10 s once a text PING was sent). ``on_round`` is called with the
-    time at the start of each round, before the ping.
-    """
-    connected_at = trio.current_time()
+    """Ping every ``interval`` seconds until the connection fails (no pong within
+    ``pong_within``). ``on_round`` is called with the time at the start of each round."""
     while True:
         await trio.sleep(interval)
         if on_round is not None:
             on_round(trio.current_time())
         await probe(conn, pong_within, what)
-        if stall_after is None or last_frame is None:
-            continue
-        last = max(connected_at, last_frame() or -math.inf)
-        silent = trio.current_time() - last
-        if silent > stall_after:
-            raise ConnectionFailedError(
-                f"stalled: no frame for {silent:.1f} s (stall_timeout {stall_after:g} s)"
-            )
+
+
+async def watch_stall(
+    conn: Connection,
+    detector: StallDetector,
+    counts: FrameCounts,
+    *,
+    check_interval: float,
+    pong_within: float,
+    on_probe: Callable[[], None] | None = None,
+) -> NoReturn:
+    """Judge the connection's silence every ``check_interval`` (see
+    :mod:`engine.core.stall`): probe a busy connection that went silent, and end a stalled one
+    with ``ConnectionFailedError`` naming the silence."""
+    detector.start(trio.current_time(), counts.frames)
+    while True:
+        await trio.sleep(check_interval)
+        judged = detector.observe(trio.current_time(), counts.frames, counts.last_frame)
+        if judged.verdict is Verdict.STALLED:
+            raise ConnectionFailedError(judged.reason)
+        if judged.verdict is Verdict.PROBE:
+            if on_probe is not None:
+                on_probe()
+            try:
+                await probe(conn, pong_within)
+            except ConnectionFailedError:
+                silent = trio.current_time() - (counts.last_frame or 0.0)
+                raise ConnectionFailedError(
+                    detector.stalled_after_probe(silent, pong_within)
+                ) from None
 
 
 async def read_frames(

@@ -73,10 +73,11 @@ from engine.core.keys import StreamKey
 from engine.core.ratelimit import SlidingWindowLimiter, message_limiter
 from engine.core.registry import TicketChange, coalesce_changes
 from engine.core.requests import build_ticket_request, fresh_keys, parking_request
+from engine.core.stall import StallDetector
 from engine.errors import ConnectionFailedError, NoParkingCodeError, RateLimitedError, ServerError
 from engine.markets.parking import choose_parking_code
 from engine.runtime.hosts import TicketHost
-from engine.runtime.link import keepalive, wait_connect_slot
+from engine.runtime.link import keepalive, wait_connect_slot, watch_stall
 from engine.runtime.pacing import acquire_slot
 from engine.runtime.registry_messages import (
     AuthFailed,
@@ -94,7 +95,13 @@ from engine.runtime.ticket_pump import pump
 from engine.transport.base import Connection
 from engine.wire.protocol import PING_TEXT, build_request
 
-__all__ = ("ATTRIBUTION_WINDOW", "HEALTHY_AFTER", "TicketOutcome", "ticket_actor")
+__all__ = (
+    "ATTRIBUTION_WINDOW",
+    "HEALTHY_AFTER",
+    "STALL_CHECK_INTERVAL",
+    "TicketOutcome",
+    "ticket_actor",
+)
 
 TicketOutcome = Literal["reset", "close"]
 """How a connection ended on purpose: reopen it (hard reset) or stay closed."""
@@ -104,6 +111,9 @@ TicketOutcome = Literal["reset", "close"]
 #: second covers a slow round trip; it is also how long a probe waits for Upbit to object when
 #: no SNAPSHOT can show that the request was accepted.
 ATTRIBUTION_WINDOW = 1.0
+
+#: Seconds between two judgements of a connection's silence (engine.core.stall).
+STALL_CHECK_INTERVAL = 0.5
 
 #: Seconds after the replay before a connection with data flowing counts as healthy.
 HEALTHY_AFTER = 1.0
@@ -379,6 +389,7 @@ class _RealtimeTicket:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump, self.core, self.name, conn, generation)
             nursery.start_soon(self._keepalive, conn)
+            nursery.start_soon(self._watch_stall, conn)
             nursery.start_soon(self._snapshot_deadlines)
             outcome = await self._replay(conn, generation, limiter, replay)
             if outcome is None:
@@ -557,14 +568,32 @@ class _RealtimeTicket:
 
     async def _keepalive(self, conn: Connection) -> None:
         config = self.core.config
-        runtime = self.runtime
-        # With the text PING on, Upbit sends a status frame every 10 s, so silence means a
-        # stall whatever the subscribed pairs are doing.
         await keepalive(
             conn,
             interval=config.ping_interval,
             pong_within=config.ping_timeout,
-            stall_after=config.stall_timeout if config.text_ping else None,
-            last_frame=lambda: runtime.last_frame,
             on_round=self._promote,
         )
+
+    async def _watch_stall(self, conn: Connection) -> None:
+        metrics, config, runtime = self.core.metrics, self.core.config, self.runtime
+        if runtime.stall is None:
+            runtime.stall = StallDetector(
+                # Upbit's status frame comes every 10 s only after a text PING.
+                heartbeat_timeout=config.stall_timeout if config.text_ping else None,
+                probe_floor=config.stall_probe_floor,
+                probe_intervals=config.stall_probe_intervals,
+                probing=config.stall_probe,
+            )
+        try:
+            await watch_stall(
+                conn,
+                runtime.stall,
+                runtime,
+                check_interval=STALL_CHECK_INTERVAL,
+                pong_within=config.stall_probe_timeout,
+                on_probe=metrics.count_stall_probe,
+            )
+        except ConnectionFailedError:
+            metrics.stalls += 1
+            raise

@@ -17,6 +17,7 @@ import trio
 from actors import RestartWindow
 from engine.core.connection_state import ConnectionState
 from engine.core.keys import StreamKey
+from engine.core.stall import StallDetector
 from engine.observability.failure_log import FailureLog
 from engine.observability.metrics import TicketMetrics
 
@@ -77,6 +78,9 @@ class TicketRuntime:
     #: While the ticket waits for Upbit to accept a probe: the streams whose SNAPSHOT is due.
     probe_waiting: set[StreamKey] | None = None
     probe_done: trio.Event = attrs.field(factory=trio.Event)
+    #: The connection's stall judgement; its rate estimate outlives connections and
+    #: incarnations (the same streams come back at the same pace). Set by the ticket.
+    stall: StallDetector | None = None
     #: The current failure streak, for the log (one line per new cause, one on recovery).
     failure_log: FailureLog = attrs.field(
         default=attrs.Factory(lambda self: FailureLog(self.name), takes_self=True)

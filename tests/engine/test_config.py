@@ -13,6 +13,7 @@ from engine.config import (
     UPBIT_IDLE_TIMEOUT,
     UPBIT_MESSAGES_PER_MINUTE,
     UPBIT_MESSAGES_PER_SECOND,
+    UPBIT_STATUS_INTERVAL,
     EngineConfig,
     OverflowPolicies,
     OverflowPolicy,
@@ -44,7 +45,10 @@ def test_defaults_match_the_brief_and_upbits_documented_limits() -> None:
     assert config.ping_timeout == 10
     assert config.text_ping is True
     assert config.stall_timeout is not None
-    assert config.ping_interval < config.stall_timeout < config.server_idle_timeout
+    # A quiet connection's stall is found within 15 s: past one 10 s status interval.
+    assert UPBIT_STATUS_INTERVAL < config.stall_timeout < 15
+    assert config.stall_probe_floor == 2.0
+    assert config.stall_probe_timeout == 2.0
     # Snapshots and catalog.
     assert config.snapshot_timeout == 5.0
     assert config.catalog_ttl == 300.0
@@ -116,6 +120,10 @@ BAD_VALUES: list[tuple[str, Any]] = [
     ("ping_timeout", "10"),
     ("text_ping", 1),
     ("stall_timeout", 0),
+    ("stall_probe", "yes"),
+    ("stall_probe_floor", 0),
+    ("stall_probe_intervals", 0.5),
+    ("stall_probe_timeout", -2),
     ("server_idle_timeout", float("inf")),
     ("backoff_initial", 0),
     ("backoff_max", -1),
@@ -161,7 +169,10 @@ def test_every_field_has_a_rejection_test_or_accepts_anything_sensible() -> None
             {"ping_interval": 60, "stall_timeout": 90},
             "ping_interval (60 s) must be shorter than server_idle_timeout",
         ),
-        ({"stall_timeout": 12}, "stall_timeout (12 s) must be longer than ping_interval (15 s)"),
+        (
+            {"stall_timeout": 9},
+            "stall_timeout (9 s) must be longer than Upbit's status interval (10 s)",
+        ),
         ({"backoff_initial": 40}, "backoff_initial (40 s) must not exceed backoff_max (30 s)"),
         (
             {"messages_per_second": 200},

@@ -13,9 +13,10 @@ import trio
 from trio.testing import MockClock
 
 from engine.core.ratelimit import RateLimitBackoff, connect_limiter
+from engine.core.stall import StallDetector
 from engine.errors import ConnectionFailedError, ServerError
 from engine.observability.frame_report import FrameReport
-from engine.runtime.link import keepalive, read_frames, wait_connect_slot
+from engine.runtime.link import keepalive, read_frames, wait_connect_slot, watch_stall
 from engine.transport.base import CloseInfo, ConnectionClosedError
 from engine.wire.messages import Message, Trade
 
@@ -145,15 +146,35 @@ async def test_a_missing_pong_ends_the_connection_after_the_timeout(
     assert trio.current_time() - start == pytest.approx(17.0)
 
 
-async def test_silence_beyond_stall_after_is_a_stall(autojump_clock: MockClock) -> None:
+async def test_silence_beyond_the_heartbeat_is_a_stall(autojump_clock: MockClock) -> None:
     conn = ScriptedConnection([])
     start = trio.current_time()
-    with pytest.raises(ConnectionFailedError, match=r"stalled: no frame for 30\.0 s"):
-        await keepalive(
-            conn, interval=15.0, pong_within=2.0, stall_after=20.0, last_frame=lambda: None
+    detector = StallDetector(heartbeat_timeout=12.5)
+    with pytest.raises(ConnectionFailedError, match=r"stalled: no frame for 13\.0 s"):
+        await watch_stall(conn, detector, Counts(), check_interval=0.5, pong_within=2.0)
+    assert trio.current_time() - start == pytest.approx(13.0)
+    assert conn.pings == 0  # a connection that never had a pace is not probed
+
+
+async def test_a_busy_connection_gone_silent_is_probed_and_dropped_without_a_pong(
+    autojump_clock: MockClock,
+) -> None:
+    conn = ScriptedConnection([], pong=False)
+    detector = StallDetector(heartbeat_timeout=12.5, rate=20.0)
+    counts = Counts(frames=1000, last_frame=trio.current_time())
+    probes: list[float] = []
+    start = trio.current_time()
+    with pytest.raises(ConnectionFailedError, match=r"usually gets .* no pong within 2 s"):
+        await watch_stall(
+            conn,
+            detector,
+            counts,
+            check_interval=0.5,
+            pong_within=2.0,
+            on_probe=lambda: probes.append(trio.current_time() - start),
         )
-    assert trio.current_time() - start == pytest.approx(30.0)
-    assert conn.pings == 2
+    assert probes == [2.5]  # past the 2 s floor, at the next check
+    assert trio.current_time() - start == pytest.approx(4.5)
 
 
 async def test_a_connect_waits_out_a_rate_limit_block(autojump_clock: MockClock) -> None:

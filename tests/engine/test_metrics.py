@@ -92,6 +92,8 @@ def populated(n: int = 1) -> EngineMetrics:
         connection_losses=5 * n,
         restarts=6 * n,
         gaps=7 * n,
+        stall_probes=41 * n,
+        stalls=43 * n,
         requests_sent=21 * n,
         parking_requests=8 * n,
         messages_received={"trade": 50 * n, "ticker": 100 * n},
@@ -161,6 +163,12 @@ upbit_engine_tickets_failed_total 17
 # HELP upbit_engine_gaps_total Outages that interrupted subscribers.
 # TYPE upbit_engine_gaps_total counter
 upbit_engine_gaps_total 7
+# HELP upbit_engine_stall_probes_total Pings sent because a busy connection went silent.
+# TYPE upbit_engine_stall_probes_total counter
+upbit_engine_stall_probes_total 41
+# HELP upbit_engine_stalls_total Connections ended as stalled.
+# TYPE upbit_engine_stalls_total counter
+upbit_engine_stalls_total 43
 # HELP upbit_engine_requests_sent_total Requests sent on realtime tickets.
 # TYPE upbit_engine_requests_sent_total counter
 upbit_engine_requests_sent_total 21
@@ -344,6 +352,8 @@ def test_an_empty_snapshot_still_lists_every_family() -> None:
         connection_losses=0,
         restarts=0,
         gaps=0,
+        stall_probes=0,
+        stalls=0,
         requests_sent=0,
         parking_requests=0,
         messages_received={},
