@@ -13,8 +13,14 @@ Measures, for each scenario, over repeated trials (each a fresh engine, see
   times are given from the moment the server listens again, with the downtime reported beside;
 * all of it again with 30 ms added to every frame the emulator sends.
 
+Then, on Trio's ``MockClock`` (virtual time: protocol timing, deterministic for a seed), the
+continuity scenarios of ``bench/_recovery_continuity.py``: stall detection on a busy and on a
+quiet connection, the share of time offline under periodic drops, and a long fault-free run of
+quiet and busy pairs (no false restart). They get their own section of docs/BENCHMARKS.md.
+
 Run: ``uv run python bench/recovery.py`` (a few minutes; ``--quick`` for a short smoke run that
-does not touch docs/BENCHMARKS.md; ``--rounds N`` trials per drop scenario).
+does not touch docs/BENCHMARKS.md; ``--rounds N`` trials per drop scenario; ``--only continuity``
+or ``--only recovery`` for one of the two parts).
 """
 
 from __future__ import annotations
@@ -34,6 +40,12 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._engine_emulator import krw_codes
+from bench._recovery_continuity import (
+    CONTINUITY_DEFAULT,
+    CONTINUITY_QUICK,
+    continuity_report,
+    run_continuity,
+)
 from bench._recovery_emulator import FaultEmulator
 from bench._recovery_report import (
     Scenario,
@@ -374,6 +386,29 @@ on top); the longer the outage, the longer this wait, up to `backoff_max`.
 """
 
 
+def _recovery(args: argparse.Namespace, settings: Settings) -> None:
+    """The real-clock part: drops and server restarts against the emulator in a child process."""
+    started = time.perf_counter()
+    load = os.getloadavg()[0]
+    with FaultEmulator() as emulator:
+        runs = trio.run(run_all, emulator, settings)
+    body = report(runs, settings, (load, os.getloadavg()[0]))
+    print(body)
+    print(f"total {time.perf_counter() - started:.0f} s")
+    if not (args.quick or args.no_write):
+        write_section("recovery", "Recovery after connection loss (emulator on loopback)", body)
+
+
+def _continuity(args: argparse.Namespace) -> None:
+    """The mock-clock part: stall detection, periodic drops, no false restart."""
+    runs = run_continuity(CONTINUITY_QUICK if args.quick else CONTINUITY_DEFAULT)
+    body = continuity_report(runs)
+    print(body)
+    if not (args.quick or args.no_write):
+        title = "Continuity on a virtual clock (stall detection, periodic drops)"
+        write_section("continuity", title, body)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="short smoke run; report untouched")
@@ -383,6 +418,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--long-rounds", type=int, help="trials of the 15 s outage (default 1; 0 skips it)"
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
+    parser.add_argument(
+        "--only",
+        choices=("recovery", "continuity"),
+        help="run one part: the real-clock recovery trials or the mock-clock continuity ones",
+    )
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else DEFAULT
     overrides = {
@@ -394,15 +434,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value is not None and value < (0 if name == "long_rounds" else 1):
             parser.error(f"--{name.replace('_', '-')} is too small: {value}")
     settings = attrs.evolve(settings, **{k: v for k, v in overrides.items() if v is not None})
-    started = time.perf_counter()
-    load = os.getloadavg()[0]
-    with FaultEmulator() as emulator:
-        runs = trio.run(run_all, emulator, settings)
-    body = report(runs, settings, (load, os.getloadavg()[0]))
-    print(body)
-    print(f"total {time.perf_counter() - started:.0f} s")
-    if not (args.quick or args.no_write):
-        write_section("recovery", "Recovery after connection loss (emulator on loopback)", body)
+    if args.only != "continuity":
+        _recovery(args, settings)
+    if args.only != "recovery":
+        _continuity(args)
     return 0
 
 

@@ -32,8 +32,8 @@ from engine.facade.engine import (
     SubscriptionStream,
     TicketEntry,
     TicketUsage,
-    open_engine,
 )
+from engine.facade.open import open_engine
 from engine.observability.debug import EngineTree, TicketNode
 from engine.observability.metrics import EngineMetrics
 from engine.wire.decode import DriftCounter, decode_frame

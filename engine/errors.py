@@ -110,9 +110,17 @@ class ServerError(UpbitEngineError):
 
 
 class RateLimitedError(UpbitEngineError):
-    """Upbit refused a connect or message for exceeding its rate limit (HTTP 429 or 418)."""
+    """Upbit refused a connect, message or REST request for exceeding its rate limit (HTTP 429 or
+    418). ``advice`` replaces the default fix-it text for a 429 (the default speaks of connects)."""
 
-    def __init__(self, status: int, *, retry_after: float | None = None, detail: str = "") -> None:
+    def __init__(
+        self,
+        status: int,
+        *,
+        retry_after: float | None = None,
+        detail: str = "",
+        advice: str = "Upbit allows 5 connects/s per IP: wait, then connect less often",
+    ) -> None:
         self.status = status
         self.retry_after = retry_after
         kind = "blocked (418)" if status == 418 else "rate limited (429)"
@@ -124,7 +132,7 @@ class RateLimitedError(UpbitEngineError):
         if status == 418:
             text += " (repeated limit violations: wait for the block to end before reconnecting)"
         else:
-            text += " (Upbit allows 5 connects/s per IP: wait, then connect less often)"
+            text += f" ({advice})"
         super().__init__(text)
 
 

@@ -29,6 +29,7 @@ SANS_IO = (
     "engine.routing.dedupe",
     "engine.observability.frame_report",
     "engine.observability.metrics",
+    "engine.observability.records",
 )
 IO_LIBRARIES = frozenset({"trio", "trio_websocket", "websockets", "httpx", "anyio", "socket"})
 

@@ -15,7 +15,8 @@ import trio
 
 from engine.errors import UpbitEngineError
 from engine.events import EVENT_TYPES, Ended, Gap, Interrupted, SnapshotMissing
-from engine.facade.engine import Engine, open_engine
+from engine.facade.engine import Engine
+from engine.facade.open import open_engine
 from engine.wire.messages import Candle, MyAsset, MyOrder, Orderbook, Ticker, Trade
 
 __all__ = ("add_engine_commands", "describe", "run_engine_command")

@@ -19,7 +19,8 @@ import attrs
 import trio
 
 from engine.events import EVENT_TYPES, Gap
-from engine.facade.engine import Engine, open_engine
+from engine.facade.engine import Engine
+from engine.facade.open import open_engine
 from engine.testing import MAJOR_MARKETS, Emulator, EmulatorConfig, Listing, open_emulator
 from engine.wire.messages import Ticker
 

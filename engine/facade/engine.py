@@ -1,11 +1,12 @@
-"""The engine's public facade: :func:`open_engine` and the :class:`Engine` it yields.
+"""The engine's public facade: the :class:`Engine` that :func:`~engine.open_engine` yields.
 
 The method names are the public API (stable names): ``request_snapshot``,
 ``request_snapshots_batch``, ``subscribe_realtime``, ``modify_subscription``,
 ``unsubscribe_realtime``, ``soft_unsubscribe``, ``hard_unsubscribe``,
 ``optimize_subscriptions``, ``cleanup_inactive``, ``get_ticket_usage``,
 ``validate_subscription``, ``detect_conflicts``, plus ``stream``, ``wait_active``, ``wait_settled``,
-``check_subscription``, ``subscription_problems``, ``registry``, ``metrics`` and ``debug_tree``.
+``check_subscription``, ``subscription_problems``, ``registry``, ``metrics`` and ``debug_tree``,
+and the REST history calls ``fetch_trades`` and ``fetch_candles``.
 
 Cancellation: every call either completes or, when it raises ``trio.Cancelled``, changed
 nothing (the registry actor skips a command whose caller gave up; see ``actors.Reply``).
@@ -19,13 +20,13 @@ state: the engine runs on one Trio thread, and reads never interleave with a wri
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
 
 import trio
 
-from actors import ActorError, Reply, Supervisor, open_supervisor
+from actors import ActorError, Reply, Supervisor
 from engine.config import EngineConfig
 from engine.core.checks import (
     codes_kept,
@@ -37,13 +38,14 @@ from engine.core.checks import (
     snapshot_keys,
     types_of,
 )
-from engine.core.registry import DEFAULT_CAPACITY, Conflict, OptimizeReport, Subscription
+from engine.core.registry import Conflict, OptimizeReport, Subscription
 from engine.errors import (
     CatalogNotReadyError,
     EngineClosedError,
     InvalidSubscriptionError,
     StreamBusyError,
 )
+from engine.facade import history
 from engine.facade.views import (
     TicketEntry,
     TicketUsage,
@@ -56,6 +58,7 @@ from engine.facade.waits import wait_active, wait_closed, wait_settled
 from engine.markets.catalog import MarketCatalog
 from engine.observability.debug import EngineTree
 from engine.observability.metrics import EngineMetrics
+from engine.rest.history import HistoryResult
 from engine.routing.router import SubscriberBuffer
 from engine.routing.stream import SubscriptionStream
 from engine.runtime.registry_messages import (
@@ -71,19 +74,9 @@ from engine.runtime.registry_messages import (
     Unsubscribe,
 )
 from engine.runtime.state import EngineCore
-from engine.runtime.tree import engine_children, root_options
-from engine.transport import transport_for
-from engine.transport.base import Transport
-from engine.wire.messages import Message
+from engine.wire.messages import Candle, Message, Trade
 
-__all__ = (
-    "Engine",
-    "OptimizeOutcome",
-    "SubscriptionStream",
-    "TicketEntry",
-    "TicketUsage",
-    "open_engine",
-)
+__all__ = ("Engine", "OptimizeOutcome", "SubscriptionStream", "TicketEntry", "TicketUsage")
 
 R = TypeVar("R")
 
@@ -509,7 +502,7 @@ class Engine:
         """Per pool, typed: ``realtime`` and ``private`` (tickets configured/open/parked/idle/
         waiting, tickets per connection state, streams, codes, subscriptions and ticket
         efficiency, planned and on the wire: :class:`~engine.core.registry.PoolUsage`) and
-        ``snapshot`` (:class:`~engine.observability.metrics.SnapshotUsage`: tickets open, requests
+        ``snapshot`` (:class:`~engine.observability.records.SnapshotUsage`: tickets open, requests
         in flight, ...). ``to_dict()`` gives them keyed by pool name."""
         return ticket_usage(self._core)
 
@@ -540,6 +533,44 @@ class Engine:
         twin; ``entry.to_dict()`` gives a plain dict."""
         return registry_view(self._core)
 
+    # -- history (REST) -----------------------------------------------------------------------
+
+    async def fetch_trades(
+        self,
+        code: str,
+        *,
+        start: datetime,
+        end: datetime | None = None,
+        max_pages: int | None = None,
+        now: datetime | None = None,
+    ) -> HistoryResult[Trade]:
+        """Every trade of ``code`` with ``start <= time < end`` (``end``: now by default),
+        oldest first, each once, from Upbit's REST history (7 days back); ``coverage`` says
+        whether the range was covered. Shares one request budget with the engine's own REST
+        calls (Upbit's per-second limits, 429 and 418 handled). ``now`` is the server's current
+        time (default: this machine's clock; give it for a server on another clock, such as an
+        emulator's market)."""
+        return await history.trades(
+            self._core, code, start=start, end=end, max_pages=max_pages, now=now
+        )
+
+    async def fetch_candles(
+        self,
+        code: str,
+        unit: str,
+        *,
+        start: datetime,
+        end: datetime | None = None,
+        max_pages: int | None = None,
+        now: datetime | None = None,
+    ) -> HistoryResult[Candle]:
+        """The ``unit`` candles (``"1s"``, ``"1m"`` ... ``"240m"``, ``"1d"``, ``"1w"``) of
+        ``code`` whose period starts in ``[start, end)``, oldest first; periods without trades
+        have no candle. Same budget and coverage as :meth:`fetch_trades`."""
+        return await history.candles(
+            self._core, code, unit, start=start, end=end, max_pages=max_pages, now=now
+        )
+
     def metrics(self) -> EngineMetrics:
         """A frozen statistics snapshot (:class:`~engine.observability.metrics.EngineMetrics`)."""
         return engine_metrics(self._core)
@@ -548,47 +579,3 @@ class Engine:
         """The supervision tree (states, generations, restarts, mailboxes) with each ticket's
         registry status, connection state and routing counters."""
         return debug_tree(self._core, self._root)
-
-
-@asynccontextmanager
-async def open_engine(
-    config: EngineConfig | None = None,
-    /,
-    *,
-    catalog: MarketCatalog | None = None,
-    transport: Transport | str | None = None,
-    ticket_capacity: int = DEFAULT_CAPACITY,
-    **options: Any,
-) -> AsyncIterator[Engine]:
-    """Run the engine for the duration of the block.
-
-    Options are :class:`~engine.config.EngineConfig` fields as keywords (applied on top of
-    ``config`` if one is given); the defaults point at the real Upbit endpoints. ``catalog``
-    replaces fetching the market list (tests), ``transport`` the WebSocket implementation (a
-    :class:`~engine.transport.Transport`, or the name of one: the ``EngineConfig.transport``
-    option), and
-    ``ticket_capacity`` is the most distinct codes the planner puts on one realtime ticket
-    before opening the next. Leaving the block ends every stream cleanly and stops every actor
-    in reverse start order.
-    """
-    if isinstance(transport, str):
-        options["transport"] = transport
-        transport = None
-    engine_config = EngineConfig.from_options(config, **options)
-    core = EngineCore(
-        engine_config,
-        transport=transport or transport_for(engine_config.transport),
-        catalog=catalog,
-        ticket_capacity=ticket_capacity,
-    )
-    async with open_supervisor(engine_children(core), **root_options(core)) as root:
-        core.root = root
-        try:
-            yield Engine(core, root)
-        finally:
-            core.closed = True
-            for buffer in core.buffers.values():
-                buffer.close("the engine closed")
-            core.note_change()
-    core.root = None
-    core.registry_ref = None

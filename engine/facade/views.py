@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Any
 
 import attrs
 import trio
@@ -18,7 +19,8 @@ from actors import Supervisor
 from engine.core.connection_state import ConnectionState
 from engine.core.registry import PoolUsage
 from engine.observability.debug import EngineTree, TicketNode
-from engine.observability.metrics import EngineMetrics, SnapshotUsage, SubscriberMetrics
+from engine.observability.metrics import EngineMetrics
+from engine.observability.records import SnapshotUsage, SubscriberMetrics
 from engine.runtime.state import EngineCore
 
 __all__ = (
@@ -247,6 +249,7 @@ def engine_metrics(core: EngineCore) -> EngineMetrics:
         unknown_types=MappingProxyType(dict(recorder.frames.unknown_types)),
         field_drift=MappingProxyType(dict(recorder.frames.drifted_fields)),
         snapshots_missing=recorder.snapshots_missing,
+        **_rest_metrics(core),
         orderbook_rows_mismatch=MappingProxyType(
             {
                 "trimmed": sum(t.books_trimmed for t in routing.tickets.values()),
@@ -254,6 +257,17 @@ def engine_metrics(core: EngineCore) -> EngineMetrics:
             }
         ),
     )
+
+
+def _rest_metrics(core: EngineCore) -> dict[str, Any]:
+    rest = core.quotation.statistics()
+    return {
+        "rest_requests": MappingProxyType(dict(rest.requests)),
+        "rest_rate_limited": rest.rate_limited,
+        "rest_blocked": rest.blocked,
+        "rest_retries": rest.retries,
+        "rest_failures": rest.failures,
+    }
 
 
 def debug_tree(core: EngineCore, root: Supervisor) -> EngineTree:

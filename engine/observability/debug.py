@@ -15,7 +15,7 @@ import attrs
 
 from actors import NodeSnapshot
 from engine.core.registry import TicketStatus
-from engine.observability.metrics import TicketMetrics
+from engine.observability.records import TicketMetrics
 from engine.routing.router import TicketRouteStatistics
 
 __all__ = ("EngineTree", "TicketNode")

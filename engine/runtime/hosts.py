@@ -15,7 +15,7 @@ import trio
 from actors import ActorRef, Supervisor
 from engine.config import EngineConfig
 from engine.core.ratelimit import RateLimitBackoff, SlidingWindowLimiter
-from engine.observability.metrics import MetricsRecorder
+from engine.observability.records import MetricsRecorder
 from engine.rest.catalog_source import CatalogSource
 from engine.routing.publish import RouteSource
 from engine.routing.router import Router, SubscriberBuffer

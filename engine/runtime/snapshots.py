@@ -48,7 +48,7 @@ from engine.core.requests import snapshot_request
 from engine.core.snapshot_book import full_key, result_key
 from engine.errors import EngineClosedError, InvalidSubscriptionError, SnapshotTimeoutError
 from engine.observability.frame_report import FrameReport
-from engine.observability.metrics import SnapshotUsage
+from engine.observability.records import SnapshotUsage
 from engine.runtime.snapshot_coordinator import coordinator_actor
 from engine.runtime.snapshot_messages import Abandoned, Ask, Hub, Results
 from engine.runtime.snapshot_ticket import TicketSettings, ticket_actor

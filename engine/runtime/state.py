@@ -42,8 +42,9 @@ from engine.core.ratelimit import RateLimitBackoff, SlidingWindowLimiter, connec
 from engine.core.registry import DEFAULT_CAPACITY, Registry
 from engine.errors import EngineClosedError
 from engine.markets.catalog import MarketCatalog
-from engine.observability.metrics import MetricsRecorder
+from engine.observability.records import MetricsRecorder
 from engine.rest.catalog_source import CatalogSource
+from engine.rest.quotation import QuotationClient
 from engine.routing.router import RouteId, Router, SubscriberBuffer
 from engine.runtime.credentials import endpoint_for, upgrade_headers
 from engine.runtime.registry_messages import RegistryCommand, SnapshotSeen
@@ -102,6 +103,9 @@ class EngineCore:
                 timeout=config.catalog_timeout,
                 with_instruments=config.catalog_instruments,
             )
+        #: The one quotation REST client: history calls and the engine's own REST traffic share
+        #: Upbit's per-second budget and its 429/418 state (closed by open_engine).
+        self.quotation = QuotationClient(config.rest_url)
         self.connect_limiter: SlidingWindowLimiter = connect_limiter(config.connects_per_second)
         # One 429/418 state per engine, like the connect limiter: Upbit blocks the IP, so a
         # block seen by any ticket (snapshot tickets included) holds every other one back.

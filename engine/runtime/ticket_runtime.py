@@ -19,7 +19,7 @@ from engine.core.connection_state import ConnectionState
 from engine.core.keys import StreamKey
 from engine.core.stall import StallDetector
 from engine.observability.failure_log import FailureLog
-from engine.observability.metrics import TicketMetrics
+from engine.observability.records import TicketMetrics
 
 __all__ = ("Pulse", "ReconnectOrder", "TicketRuntime")
 

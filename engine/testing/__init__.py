@@ -1,11 +1,12 @@
 """Test support shipped with the engine: a faithful Upbit emulator with fault injection.
 
 ``open_emulator()`` serves Upbit's public and private WebSockets and the quotation REST endpoints
-on 127.0.0.1, fed by a seeded market simulator; the :class:`Emulator` it yields shows what it saw
-and misbehaves on command. ``FaultPlan`` / ``fault_plans()`` make those faults data, so Hypothesis
-can search for the schedule that breaks a client; ``Drift`` / ``SetDrift`` make the server depart
-from the documented wire the way Upbit's has before. The pytest fixture ``upbit_emulator`` lives in
-``engine.testing.pytest_plugin``.
+on 127.0.0.1, fed by a seeded market simulator whose trades it remembers for REST history
+(``/v1/trades/ticks``, ``/v1/candles/...``; ``Emulator.trades_made``); the :class:`Emulator` it
+yields shows what it saw and misbehaves on command. ``FaultPlan`` / ``fault_plans()`` make those
+faults data, so Hypothesis can search for the schedule that breaks a client; ``Drift`` /
+``SetDrift`` make the server depart from the documented wire the way Upbit's has before. The
+pytest fixture ``upbit_emulator`` lives in ``engine.testing.pytest_plugin``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from engine.testing.config import (
     EmulatorConfig,
     Limits,
     Quirks,
+    TradeRetention,
 )
 from engine.testing.drift import Drift
 from engine.testing.emulator.auth import make_jwt
 from engine.testing.emulator.facade import Emulator, open_emulator
+from engine.testing.emulator.history import TradeRecord
 from engine.testing.faults import (
     DropConnections,
     FaultAction,
@@ -87,6 +90,8 @@ __all__ = (
     "SetLimits",
     "StallConnection",
     "SubscriptionEntry",
+    "TradeRecord",
+    "TradeRetention",
     "default_catalog",
     "drifts",
     "fault_plans",

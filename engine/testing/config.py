@@ -21,6 +21,7 @@ __all__ = (
     "EmulatorConfig",
     "Limits",
     "Quirks",
+    "TradeRetention",
 )
 
 #: The API key pair every emulator accepts unless ``EmulatorConfig.access_keys`` says otherwise.
@@ -78,8 +79,17 @@ class Limits:
     violation_window: float = attrs.field(default=60.0, validator=_positive)
     block_duration: float = attrs.field(default=30.0, validator=_positive)
     block_max: float = attrs.field(default=600.0, validator=_positive)
-    #: Quotation REST group (``market``, ``orderbook``): requests per second per IP.
+    #: Quotation REST: requests per second per IP, counted per group (``market``, ``candle``,
+    #: ``trade``, ``ticker``, ``orderbook``), as documented.
     rest_per_second: int = attrs.field(default=10, validator=_positive)
+    #: Continued REST excess: this many 429s to one IP within ``rest_violation_window`` block the
+    #: IP (HTTP 418 with a block time, every group) for ``rest_block_duration``, doubling with
+    #: each block up to ``rest_block_max``. Upbit documents the 418 but not these numbers
+    #: (unconfirmed): the defaults are modest so that a test recovers in seconds.
+    rest_block_after: int = attrs.field(default=10, validator=_positive)
+    rest_violation_window: float = attrs.field(default=60.0, validator=_positive)
+    rest_block_duration: float = attrs.field(default=10.0, validator=_positive)
+    rest_block_max: float = attrs.field(default=300.0, validator=_positive)
 
 
 @attrs.frozen
@@ -115,6 +125,31 @@ class Quirks:
     stale_frames: int = attrs.field(default=0, validator=_non_negative)
     #: Frame type of ``{"status":"UP"}``: binary like every other server frame, or text.
     status_frame: Literal["binary", "text"] = "binary"
+    #: REST ``count`` above the documented maximum (500 trades, 200 candles): ``error`` (400)
+    #: or ``clamp`` (served as the maximum).
+    rest_count_over_max: Literal["error", "clamp"] = "error"
+    #: ``GET /v1/trades/ticks`` with a ``cursor``: False keeps the answer inside the UTC day
+    #: that ``days_ago`` selects (step ``days_ago`` to go further back); True lets the cursor
+    #: page back across midnight through everything remembered.
+    trade_cursor_crosses_days: bool = False
+
+
+@attrs.frozen
+class TradeRetention:
+    """How much of the market's past the emulator remembers for REST history.
+
+    Every trade is remembered (for ``/v1/trades/ticks`` and the candle endpoints, and
+    ``Emulator.trades_made``) until one of the bounds forgets it, oldest first. The defaults keep
+    15 minutes, enough for tests of outages of minutes, in at most ~30 MB (about 300 bytes a
+    trade); the whole default catalog makes about 90 trades per second.
+    """
+
+    #: Market seconds kept behind the market clock (None: no time bound).
+    seconds: float | None = attrs.field(default=900.0, validator=_optional_positive)
+    #: Trades kept per code at most (None: no bound per code).
+    per_code: int | None = attrs.field(default=20_000, validator=_optional_positive)
+    #: Trades kept across all codes at most (0: remember nothing, REST history answers ``[]``).
+    total: int = attrs.field(default=100_000, validator=_non_negative)
 
 
 def _keys(value: Mapping[str, str]) -> Mapping[str, str]:
@@ -209,3 +244,9 @@ class EmulatorConfig:
     history_limit: int = attrs.field(default=100_000, validator=_non_negative)
     #: Departures from the documented wire from the start (``Emulator.set_drift`` changes it).
     drift: Drift = attrs.field(factory=Drift)
+    #: The trades remembered for REST history (``/v1/trades/ticks``, ``/v1/candles/...``).
+    trade_retention: TradeRetention = TradeRetention()
+    #: Epoch ms (UTC) of the market clock's start; every timestamp and date the market makes
+    #: follows from it (None: the simulator's default, 2026-09-21T14:13:20Z). Set it to test
+    #: around a UTC midnight, for example. Ignored when ``open_emulator`` is given a simulator.
+    market_start_ms: int | None = attrs.field(default=None, validator=_optional_non_negative)

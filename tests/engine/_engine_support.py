@@ -10,7 +10,8 @@ import attrs
 import trio
 
 from engine.events import Gap, Interrupted
-from engine.facade.engine import Engine, SubscriptionStream, open_engine
+from engine.facade.engine import Engine, SubscriptionStream
+from engine.facade.open import open_engine
 from engine.routing.router import StreamItem
 from engine.testing import MAJOR_MARKETS, Emulator, EmulatorConfig, open_emulator
 from engine.testing.introspection import RequestRecord

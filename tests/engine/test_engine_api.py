@@ -9,7 +9,7 @@ from trio.testing import MockClock
 
 from engine.core.registry import ConflictKind, PoolUsage
 from engine.errors import EngineClosedError, InvalidSubscriptionError, UnknownMarketError
-from engine.facade.engine import open_engine
+from engine.facade.open import open_engine
 from engine.testing import open_emulator
 
 from ._engine_support import (

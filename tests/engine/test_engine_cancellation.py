@@ -54,7 +54,7 @@ from engine.core.keys import StreamKey
 from engine.core.registry import ConflictKind, SubscriptionState
 from engine.errors import InvalidSubscriptionError
 from engine.facade.engine import Engine
-from engine.observability.metrics import SnapshotUsage
+from engine.observability.records import SnapshotUsage
 from engine.runtime.registry_messages import CleanupOutcome
 from engine.testing import Emulator
 

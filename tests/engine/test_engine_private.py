@@ -13,7 +13,8 @@ from trio.testing import MockClock
 
 from engine.errors import InvalidSubscriptionError, SubscriptionFailedError
 from engine.events import Gap, Interrupted
-from engine.facade.engine import Engine, open_engine
+from engine.facade.engine import Engine
+from engine.facade.open import open_engine
 from engine.testing import Emulator, make_my_asset, make_my_order, open_emulator
 from engine.wire.messages import MyAsset, MyOrder
 

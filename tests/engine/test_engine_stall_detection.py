@@ -23,7 +23,9 @@ async def _stall_detection_time(eng: Engine, emu: Emulator, stream: Subscription
     with trio.fail_after(60):
         async for item in stream:
             if isinstance(item, Interrupted):
-                assert "stalled" in item.cause, item.cause
+                # The stall judgement, or the keepalive ping that happened to go out at the
+                # stall (whichever fires first: both bound detection).
+                assert "stalled" in item.cause or "no pong" in item.cause, item.cause
                 return trio.current_time() - stalled_at
     raise AssertionError("the stream ended")
 

@@ -10,9 +10,8 @@ import pytest
 
 from engine.core.efficiency import Efficiency
 from engine.core.registry import PoolUsage, SubscriptionKind
-from engine.observability.metrics import (
-    ConnectionState,
-    EngineMetrics,
+from engine.observability.metrics import ConnectionState, EngineMetrics
+from engine.observability.records import (
     LatencySummary,
     LatencyTracker,
     MetricsRecorder,
@@ -119,6 +118,11 @@ def populated(n: int = 1) -> EngineMetrics:
         snapshots_missing=18 * n,
         orderbook_rows_mismatch={"trimmed": 6 * n, "short": 2 * n},
         subscriptions_cancelled=19 * n,
+        rest_requests={"trade": 47 * n, "candle": 53 * n},
+        rest_rate_limited=59 * n,
+        rest_blocked=61 * n,
+        rest_retries=67 * n,
+        rest_failures=71 * n,
     )
 
 
@@ -182,6 +186,22 @@ upbit_engine_messages_received_total{type="trade"} 50
 # HELP upbit_engine_unrouted_total Frames with no subscriber.
 # TYPE upbit_engine_unrouted_total counter
 upbit_engine_unrouted_total 13
+# HELP upbit_engine_rest_requests_total Quotation REST requests sent, by group.
+# TYPE upbit_engine_rest_requests_total counter
+upbit_engine_rest_requests_total{group="candle"} 53
+upbit_engine_rest_requests_total{group="trade"} 47
+# HELP upbit_engine_rest_rate_limited_total Quotation REST answers 429 (Too Many Requests).
+# TYPE upbit_engine_rest_rate_limited_total counter
+upbit_engine_rest_rate_limited_total 59
+# HELP upbit_engine_rest_blocked_total Quotation REST answers 418 (blocked).
+# TYPE upbit_engine_rest_blocked_total counter
+upbit_engine_rest_blocked_total 61
+# HELP upbit_engine_rest_retries_total Quotation REST requests sent again after a 429.
+# TYPE upbit_engine_rest_retries_total counter
+upbit_engine_rest_retries_total 67
+# HELP upbit_engine_rest_failures_total Quotation REST requests that raised.
+# TYPE upbit_engine_rest_failures_total counter
+upbit_engine_rest_failures_total 71
 # HELP upbit_engine_frames_undecodable_total Frames skipped because they could not be decoded, by reason.
 # TYPE upbit_engine_frames_undecodable_total counter
 upbit_engine_frames_undecodable_total{reason="identity"} 2

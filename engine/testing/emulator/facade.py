@@ -26,6 +26,7 @@ from engine.testing.emulator.auth import AuthResult, make_jwt
 from engine.testing.emulator.connections import Connections
 from engine.testing.emulator.fault_plans import FaultPlanner
 from engine.testing.emulator.feed import Feed, MarketSource
+from engine.testing.emulator.history import TradeHistory, TradeRecord, record_events, seed
 from engine.testing.emulator.server import PRIVATE_PATH, PUBLIC_PATH, Server
 from engine.testing.emulator.session import MalformedKind, Session
 from engine.testing.emulator.transport import ServerStream
@@ -58,8 +59,15 @@ class Emulator:
         self._source = source
         self._catalog = tuple(catalog)
         self._nursery = nursery
+        # The market's past for REST history, on the simulator's clock (epoch ms of its time 0).
+        self._trades = TradeHistory(config.trade_retention)
+        self._start_ms = source.start_ms if isinstance(source, MarketSimulator) else None
         self._feed: Feed[Any] = Feed(
-            source, to_simple, interval=config.feed_interval, on_frames=self._notify
+            source,
+            to_simple,
+            interval=config.feed_interval,
+            on_frames=self._notify,
+            on_events=self._on_market,
         )
         self._drift = config.drift
         self._feed.set_drift(config.drift)
@@ -69,6 +77,7 @@ class Emulator:
             run_session=self._run_session,
             record=self.record,
             limits_enforced=lambda: self._limits_enforced,
+            history=self._trades,
         )
         self._connections = Connections(config.closed_history)
         self._planner = FaultPlanner(self, self._connections, self._drop)
@@ -83,9 +92,22 @@ class Emulator:
 
     async def _start(self) -> None:
         self._started_at = trio.current_time()
+        seed(self._trades, [listing.market for listing in self._catalog], self._source.render)
+        self._trades.advance(self._market_ms(0.0))
         await self._nursery.start(self._feed.run)
         await self._server.listen(self._nursery)
         self.record("server_up", None, f"listening on {self.config.host}:{self.port}")
+
+    def _market_ms(self, market_time: float) -> int:
+        if self._start_ms is not None:
+            return self._start_ms + int(market_time * 1000)
+        return self._trades.newest_ms  # a source without a known start: its latest trade
+
+    def _on_market(self, events: Sequence[Any], market_time: float) -> None:
+        # Every batch, subscribed or not: the market trades and is remembered while nobody
+        # listens, so REST can answer for times a client was away.
+        record_events(self._trades, events, self._source.render_event)
+        self._trades.advance(self._market_ms(market_time))
 
     # -- what sessions use (the SessionHost protocol) ---------------------------------------------
 
@@ -164,7 +186,8 @@ class Emulator:
 
     @property
     def rest_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (``/v1/market/all``, ``/v1/orderbook/instruments``)."""
+        """``http://127.0.0.1:PORT`` (``/v1/market/all``, ``/v1/orderbook/instruments``,
+        ``/v1/trades/ticks``, ``/v1/candles/...``)."""
         return f"http://{self._url_host}:{self.port}"
 
     @property
@@ -243,6 +266,25 @@ class Emulator:
             return tuple(self._connections.get(conn_id).requests)
         merged = [record for s in self._connections.established() for record in s.requests]
         return tuple(sorted(merged, key=lambda record: record.at))
+
+    def trades_made(self, code: str) -> tuple[TradeRecord, ...]:
+        """Every trade of ``code`` the emulator remembers, oldest first: exactly what the
+        ``trade`` stream sent (same ``sequential_id``, price, volume and times) and what
+        ``/v1/trades/ticks`` serves, newest first, with ``TradeRecord.as_rest()`` as items.
+
+        The market trades whether or not a client is connected; the oldest trades are forgotten
+        as ``EmulatorConfig.trade_retention`` says. Raises ``KeyError`` for a code not listed.
+        """
+        if code not in self._server.listed:
+            raise KeyError(f"{code!r} is not in the emulator's catalog")
+        return self._trades.trades(code)
+
+    @property
+    def market_now_ms(self) -> int:
+        """The market clock: epoch ms (UTC) the market has reached. REST history's "now" (the
+        current UTC day of ``/v1/trades/ticks``, the newest candles) and the time base of every
+        ``timestamp`` the market makes."""
+        return self._trades.now_ms
 
     def statistics(self) -> EmulatorStatistics:
         stats = self._feed.statistics
@@ -517,8 +559,11 @@ async def open_emulator(
             catalog = simulator.catalog
         else:
             catalog = _default_catalog(config)
+    start: dict[str, int] = {}
+    if config.market_start_ms is not None:
+        start["start_ms"] = config.market_start_ms
     source: MarketSource[Any] = simulator or MarketSimulator(
-        catalog, seed=config.seed, rate_scale=config.rate_scale, rates=config.rates
+        catalog, seed=config.seed, rate_scale=config.rate_scale, rates=config.rates, **start
     )
     try:
         async with trio.open_nursery() as nursery:

@@ -121,9 +121,13 @@ class Feed(Generic[E]):
         *,
         interval: float,
         on_frames: Callable[[], None] | None = None,
+        on_events: Callable[[Sequence[E], float], None] | None = None,
     ) -> None:
         self.source = source
         self._on_frames = on_frames
+        #: Sees every batch of events, and the market time reached, before it is fanned out,
+        #: whether or not anyone subscribes (the REST history remembers trades through it).
+        self._on_events = on_events
         self._simplify = simplify
         self._interval = interval
         self._index: dict[str, list[_Group]] = {}
@@ -251,6 +255,8 @@ class Feed(Generic[E]):
             step_end = min(target, self.market_time + self._step)
             events = self.source.events_until(step_end)
             self.market_time = step_end
+            if self._on_events is not None:
+                self._on_events(events, step_end)
             self.dispatch(events)
             if len(events) > _STEP_EVENTS:
                 self._step = max(self._step / 2, _MIN_STEP)

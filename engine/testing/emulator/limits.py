@@ -13,7 +13,7 @@ import attrs
 
 from engine.testing.config import Limits
 
-__all__ = ("ConnectGuard", "Escalation", "MessageGuard", "SlidingWindow", "Verdict")
+__all__ = ("ConnectGuard", "Escalation", "MessageGuard", "RestGuard", "SlidingWindow", "Verdict")
 
 
 class SlidingWindow:
@@ -50,13 +50,37 @@ class SlidingWindow:
 
 
 class Escalation:
-    """Turns repeated violations into blocks whose length doubles per offence."""
+    """Turns repeated violations into blocks whose length doubles per offence.
 
-    def __init__(self, limits: Limits) -> None:
-        self._limits = limits
-        self._violations = SlidingWindow(limits.block_after, limits.violation_window)
+    ``after`` violations within ``window`` seconds start a block of ``duration`` seconds, doubled
+    for every block before it, at most ``maximum``.
+    """
+
+    def __init__(self, after: int, window: float, duration: float, maximum: float) -> None:
+        self._after = after
+        self._window = window
+        self._duration = duration
+        self._maximum = maximum
+        self._violations = SlidingWindow(after, window)
         self._offences = 0
         self.blocked_until = float("-inf")
+
+    @classmethod
+    def websocket(cls, limits: Limits) -> Escalation:
+        """The escalation of WebSocket connects and messages (``Limits.block_*``)."""
+        return cls(
+            limits.block_after, limits.violation_window, limits.block_duration, limits.block_max
+        )
+
+    @classmethod
+    def rest(cls, limits: Limits) -> Escalation:
+        """The escalation of quotation REST requests (``Limits.rest_block_*``)."""
+        return cls(
+            limits.rest_block_after,
+            limits.rest_violation_window,
+            limits.rest_block_duration,
+            limits.rest_block_max,
+        )
 
     def blocked_for(self, now: float) -> float:
         """Remaining block in seconds (0 when not blocked)."""
@@ -68,10 +92,9 @@ class Escalation:
         if self._violations.remaining(now) > 0:
             return 0.0
         self._offences += 1
-        limits = self._limits
-        block = min(limits.block_duration * 2.0 ** (self._offences - 1), limits.block_max)
+        block = min(self._duration * 2.0 ** (self._offences - 1), self._maximum)
         self.blocked_until = now + block
-        self._violations = SlidingWindow(limits.block_after, limits.violation_window)
+        self._violations = SlidingWindow(self._after, self._window)
         return block
 
 
@@ -104,7 +127,9 @@ class ConnectGuard:
     def admit(self, key: str, now: float, *, origin: bool = False) -> Verdict:
         limits = self._limits
         window = self._windows.setdefault(key, SlidingWindow(limits.connects_per_second, 1.0))
-        escalation = self._escalations.setdefault(key, Escalation(limits))
+        escalation = self._escalations.get(key)
+        if escalation is None:
+            escalation = self._escalations[key] = Escalation.websocket(limits)
         blocked = escalation.blocked_for(now)
         if blocked > 0:
             return Verdict(418, blocked, 0, 0)
@@ -132,7 +157,7 @@ class MessageGuard:
     def __init__(self, limits: Limits) -> None:
         self._second = SlidingWindow(limits.messages_per_second, 1.0)
         self._minute = SlidingWindow(limits.messages_per_minute, 60.0)
-        self._escalation = Escalation(limits)
+        self._escalation = Escalation.websocket(limits)
 
     def admit(self, now: float) -> Verdict:
         blocked = self._escalation.blocked_for(now)
@@ -152,3 +177,44 @@ class MessageGuard:
         """Count a message that is let through regardless (reaction ``ignore``)."""
         self._second.record(now)
         self._minute.record(now)
+
+
+class RestGuard:
+    """Quotation REST: requests per second per client IP and group, and the IP's block.
+
+    Each group (``market``, ``candle``, ``trade``, ``ticker``, ``orderbook``) has its own budget
+    per IP, as documented; continued excess blocks the IP for every group (HTTP 418).
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._windows: dict[tuple[str, str], SlidingWindow] = {}
+        self._escalations: dict[str, Escalation] = {}
+
+    def _window(self, ip: str, group: str) -> SlidingWindow:
+        window = self._windows.get((ip, group))
+        if window is None:
+            window = SlidingWindow(self._limits.rest_per_second, 1.0)
+            self._windows[(ip, group)] = window
+        return window
+
+    def remaining(self, ip: str, group: str, now: float) -> int:
+        """Requests ``ip`` may still make in ``group`` within the current second."""
+        return self._window(ip, group).remaining(now)
+
+    def admit(self, ip: str, group: str, now: float) -> Verdict:
+        escalation = self._escalations.get(ip)
+        if escalation is None:
+            escalation = self._escalations[ip] = Escalation.rest(self._limits)
+        blocked = escalation.blocked_for(now)
+        if blocked > 0:
+            return Verdict(418, blocked, 0, 0)
+        window = self._window(ip, group)
+        if window.allows(now):
+            window.record(now)
+            left = window.remaining(now)
+            return Verdict(0, 0.0, left, left)
+        block = escalation.violation(now)
+        if block > 0:
+            return Verdict(418, block, 0, 0)
+        return Verdict(429, window.retry_after(now), 0, 0)

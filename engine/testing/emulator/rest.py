@@ -1,9 +1,12 @@
-"""The quotation REST endpoints the engine needs (sans-IO): routing and response bodies.
+"""The quotation REST endpoints the emulator serves (sans-IO): routing and response bodies.
 
 - ``GET /v1/market/all[?is_details=true|false]`` (docs/UPBIT.md, Market codes)
 - ``GET /v1/orderbook/instruments?markets=A,B`` (tick size and supported levels, as strings)
+- ``GET /v1/trades/ticks`` and ``GET /v1/candles/...``: the market's remembered history
+  (``history_rest``; docs/UPBIT.md, Quotation REST for history)
 
-Errors use Upbit's REST shape ``{"error": {"name": <status>, "message": ...}}``.
+Errors use Upbit's REST shape ``{"error": {"name": <status>, "message": ...}}``. Each path belongs
+to a rate-limit group (:func:`rest_group`), named in the answer's ``Remaining-Req``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,16 @@ from typing import Protocol
 
 import attrs
 
-__all__ = ("ListingLike", "RestAnswer", "answer_rest", "decimal_text")
+from engine.testing.config import Quirks
+from engine.testing.emulator.history import TradeHistory
+from engine.testing.emulator.history_rest import (
+    CANDLE_PREFIX,
+    TRADES_PATH,
+    answer_candles,
+    answer_trades,
+)
+
+__all__ = ("ListingLike", "RestAnswer", "answer_rest", "decimal_text", "rest_group")
 
 
 class ListingLike(Protocol):
@@ -101,18 +113,44 @@ def _instruments(
     return RestAnswer(200, rows, "orderbook")
 
 
+def rest_group(path: str) -> str:
+    """The rate-limit group of a path (docs/UPBIT.md, Rate limits); paths the emulator does not
+    serve count in a ``default`` group of their own."""
+    if path == "/v1/market/all":
+        return "market"
+    if path == "/v1/orderbook/instruments":
+        return "orderbook"
+    if path == TRADES_PATH:
+        return "trade"
+    if path.startswith(CANDLE_PREFIX):
+        return "candle"
+    return "default"
+
+
 def answer_rest(
     method: str,
     path: str,
     query: Mapping[str, Sequence[str]],
     catalog: Sequence[ListingLike],
     by_market: Mapping[str, ListingLike],
+    history: TradeHistory | None = None,
+    quirks: Quirks | None = None,
 ) -> RestAnswer:
-    """The answer to one REST request."""
-    if path not in ("/v1/market/all", "/v1/orderbook/instruments"):
-        return _error(404, f"{path} is not served by the emulator")
+    """The answer to one REST request (history paths need ``history``)."""
+    group = rest_group(path)
+    served = group != "default" and (history is not None or group in ("market", "orderbook"))
+    if not served:
+        return _error(404, f"{path} is not served by the emulator", group)
     if method != "GET":
-        return _error(405, f"{method} is not allowed; use GET")
+        return _error(405, f"{method} is not allowed; use GET", group)
     if path == "/v1/market/all":
         return _market_all(query, catalog)
-    return _instruments(query, by_market)
+    if path == "/v1/orderbook/instruments":
+        return _instruments(query, by_market)
+    assert history is not None
+    quirks = quirks or Quirks()
+    if group == "trade":
+        status, body = answer_trades(query, history, by_market, quirks)
+    else:
+        status, body = answer_candles(path, query, history, by_market, quirks)
+    return RestAnswer(status, body, group)

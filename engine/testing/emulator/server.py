@@ -12,17 +12,18 @@ from __future__ import annotations
 import math
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import orjson
 import trio
 
 from engine.testing.config import EmulatorConfig
 from engine.testing.emulator.auth import AuthResult, NonceLedger, check_bearer
+from engine.testing.emulator.history import TradeHistory
 from engine.testing.emulator.http import HttpConnection, HttpRequest
-from engine.testing.emulator.limits import ConnectGuard, SlidingWindow
+from engine.testing.emulator.limits import ConnectGuard, RestGuard
 from engine.testing.emulator.requests import ERROR_MESSAGES
-from engine.testing.emulator.rest import ListingLike, answer_rest
+from engine.testing.emulator.rest import ListingLike, answer_rest, rest_group
 from engine.testing.emulator.transport import ServerStream
 from engine.testing.introspection import EventKind, Refusal
 
@@ -59,6 +60,7 @@ class Server:
         run_session: SessionRunner,
         record: Recorder,
         limits_enforced: Callable[[], bool],
+        history: TradeHistory | None = None,
     ) -> None:
         self.config = config
         self.port = config.port
@@ -68,7 +70,8 @@ class Server:
         self._record = record
         self._limits_enforced = limits_enforced
         self._guard = ConnectGuard(config.limits)
-        self._rest_windows: dict[str, SlidingWindow] = {}
+        self._rest_guard = RestGuard(config.limits)
+        self._history = history
         self._nonces = NonceLedger()
         self._forced: _ForcedRejection | None = None
         self._listeners: list[trio.SocketListener] = []
@@ -79,6 +82,11 @@ class Server:
         self.accepted = 0
         self.refused = 0
         self.refusals: deque[Refusal] = deque(maxlen=config.history_limit)
+
+    @property
+    def listed(self) -> Mapping[str, ListingLike]:
+        """The catalog by market code."""
+        return self._by_market
 
     @property
     def listening(self) -> bool:
@@ -210,23 +218,39 @@ class Server:
     async def _rest(
         self, http: HttpConnection, request: HttpRequest, peer: tuple[str, int]
     ) -> bool:
-        limits = self.config.limits
-        window = self._rest_windows.setdefault(peer[0], SlidingWindow(limits.rest_per_second, 1.0))
+        per_minute = self.config.limits.rest_per_second * 60  # ``min`` is deprecated and fixed
+        group = rest_group(request.path)
         now = trio.current_time()
         if self._limits_enforced():
-            if not window.allows(now):
-                body = _error_body(429, "Too many API requests.")
-                headers = [("Retry-After", str(max(1, math.ceil(window.retry_after(now)))))]
-                return await http.respond(429, body, headers=headers)
-            window.record(now)
+            verdict = self._rest_guard.admit(peer[0], group, now)
+            if not verdict.allowed:
+                wait = max(1, math.ceil(verdict.retry_after))
+                message = "Too many API requests."
+                if verdict.status == 418:
+                    # Upbit names a block time in the 418 answer; its wording is unconfirmed.
+                    message = f"Too many API requests. Blocked for {wait} seconds."
+                headers = [
+                    ("Retry-After", str(wait)),
+                    ("Remaining-Req", f"group={group}; min={per_minute}; sec=0"),
+                ]
+                return await http.respond(
+                    verdict.status, _error_body(verdict.status, message), headers=headers
+                )
+            remaining = verdict.remaining_second
+        else:
+            remaining = self._rest_guard.remaining(peer[0], group, now)
         answer = answer_rest(
-            request.method, request.path, request.query, self._catalog, self._by_market
+            request.method,
+            request.path,
+            request.query,
+            self._catalog,
+            self._by_market,
+            self._history,
+            self.config.quirks,
         )
-        remaining = (
-            f"group={answer.group}; min={limits.rest_per_second * 60}; sec={window.remaining(now)}"
-        )
+        header = f"group={answer.group}; min={per_minute}; sec={remaining}"
         return await http.respond(
-            answer.status, orjson.dumps(answer.body), headers=[("Remaining-Req", remaining)]
+            answer.status, orjson.dumps(answer.body), headers=[("Remaining-Req", header)]
         )
 
     async def _refuse(

@@ -249,6 +249,12 @@ class MarketSimulator:
         """Simulator seconds reached by the last ``events_until``."""
         return self._now
 
+    @property
+    def start_ms(self) -> int:
+        """Epoch ms (UTC) of simulator time 0: an event at ``t`` seconds has
+        ``timestamp_ms == start_ms + int(t * 1000)``."""
+        return self._start_ms
+
     def rate(self, code: str) -> float:
         """Current trades per second of ``code``."""
         return self._rates[self._pair(code).index]
