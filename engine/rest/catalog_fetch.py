@@ -20,6 +20,7 @@ import trio
 
 from engine.errors import CatalogUnavailableError
 from engine.markets.catalog import MarketCatalog, OrderbookInstrument, parse_orderbook_instruments
+from engine.rest.http_get import get_within
 
 __all__ = ("INSTRUMENTS_BATCH_SIZE", "REST_REQUESTS_PER_SECOND", "fetch_catalog")
 
@@ -125,21 +126,15 @@ async def _fetch_instruments(
 
 async def _get_json(client: httpx.AsyncClient, url: str, per_request: float) -> object:
     """GET ``url`` and parse its JSON body; every failure becomes CatalogUnavailableError."""
-    try:
-        with trio.fail_after(per_request):
-            response = await client.get(
-                url, headers={"Accept": "application/json"}, timeout=per_request
-            )
-    except (trio.TooSlowError, httpx.TimeoutException):
-        raise CatalogUnavailableError(
-            f"GET {url} failed: no answer within {per_request:g} s; check the network or raise "
-            "catalog_timeout"
-        ) from None
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise CatalogUnavailableError(
-            f"GET {url} failed: {type(exc).__name__}: {exc or 'no detail'}; check rest_url and "
-            "the network"
-        ) from exc
+    response = await get_within(
+        client,
+        url,
+        seconds=per_request,
+        error=CatalogUnavailableError,
+        what=f"GET {url}",
+        timeout_hint="catalog_timeout",
+        check_hint="rest_url",
+    )
     if response.status_code != 200:
         raise CatalogUnavailableError(f"GET {url} failed: {_status_text(response)}")
     try:

@@ -31,6 +31,7 @@ import trio
 
 from engine.core.ratelimit import DEFAULT_SAFETY_MARGIN, SlidingWindowLimiter
 from engine.errors import ConnectionFailedError, ProtocolError, RateLimitedError
+from engine.rest.http_get import get_within
 from engine.rest.quotation_limits import (
     QUOTATION_GROUPS,
     RemainingReq,
@@ -53,7 +54,6 @@ UPBIT_REST_URL = "https://api.upbit.com"
 #: answer is the latest the next one can start, whatever Upbit's second boundaries are.
 _SPENT_SECOND_WAIT = 1.0
 # No Origin header: Upbit puts requests carrying one in a 1-per-10-s group (docs/UPBIT.md).
-_HEADERS: Mapping[str, str] = {"Accept": "application/json"}
 
 _Params = Mapping[str, str | int]
 
@@ -260,22 +260,16 @@ class QuotationClient:
         self, group: str, url: str, params: _Params | None, what: str
     ) -> httpx.Response:
         self._requests[group] += 1
-        timeout = self._policy.timeout
-        try:
-            with trio.fail_after(timeout):
-                response = await self._http.get(
-                    url, params=params, headers=_HEADERS, timeout=timeout
-                )
-        except (trio.TooSlowError, httpx.TimeoutException):
-            raise ConnectionFailedError(
-                f"{what} failed: no answer within {timeout:g} s; check the network or raise "
-                "QuotationPolicy.timeout"
-            ) from None
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise ConnectionFailedError(
-                f"{what} failed: {type(exc).__name__}: {exc or 'no detail'}; check base_url and "
-                "the network"
-            ) from exc
+        response = await get_within(
+            self._http,
+            url,
+            seconds=self._policy.timeout,
+            error=ConnectionFailedError,
+            what=what,
+            timeout_hint="QuotationPolicy.timeout",
+            check_hint="base_url",
+            params=params,
+        )
         self._note_remaining(group, response)
         return response
 
