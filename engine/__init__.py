@@ -10,6 +10,7 @@ from engine.core.connection_state import ConnectionState
 from engine.errors import (
     CatalogNotReadyError,
     CatalogUnavailableError,
+    ConnectionDeadError,
     ConnectionFailedError,
     EngineClosedError,
     InvalidSubscriptionError,
@@ -55,6 +56,7 @@ __all__ = (
     "Candle",
     "CatalogNotReadyError",
     "CatalogUnavailableError",
+    "ConnectionDeadError",
     "ConnectionFailedError",
     "ConnectionState",
     "Engine",

@@ -12,6 +12,7 @@ from types import MappingProxyType
 __all__ = (
     "CatalogNotReadyError",
     "CatalogUnavailableError",
+    "ConnectionDeadError",
     "ConnectionFailedError",
     "EngineClosedError",
     "InvalidSubscriptionError",
@@ -157,6 +158,12 @@ class CatalogNotReadyError(CatalogUnavailableError):
 
 class ConnectionFailedError(UpbitEngineError):
     """A WebSocket connection could not be opened, or broke."""
+
+
+class ConnectionDeadError(ConnectionFailedError):
+    """A connection that is open but dead: no pong in time, or no frame for longer than the
+    connection ever stays silent (stalled). It is closed without a close handshake, which a dead
+    peer would never answer, so the reconnect does not wait for one."""
 
 
 class SnapshotTimeoutError(UpbitEngineError):

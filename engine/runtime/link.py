@@ -22,7 +22,7 @@ import trio
 
 from engine.core.ratelimit import RateLimitBackoff, SlidingWindowLimiter
 from engine.core.stall import StallDetector, Verdict
-from engine.errors import ConnectionFailedError, ProtocolError, ServerError
+from engine.errors import ConnectionDeadError, ConnectionFailedError, ProtocolError, ServerError
 from engine.observability.frame_report import FrameReport
 from engine.runtime.pacing import acquire_slot
 from engine.transport.base import Connection
@@ -99,7 +99,7 @@ async def probe(conn: Connection, pong_within: float, what: str = "the connectio
     with trio.move_on_after(pong_within):
         await conn.ping()
         return
-    raise ConnectionFailedError(f"no pong within {pong_within:g} s: {what} is dead")
+    raise ConnectionDeadError(f"no pong within {pong_within:g} s: {what} is dead")
 
 
 async def keepalive(
@@ -136,7 +136,7 @@ async def watch_stall(
         await trio.sleep(check_interval)
         judged = detector.observe(trio.current_time(), counts.frames, counts.last_frame)
         if judged.verdict is Verdict.STALLED:
-            raise ConnectionFailedError(judged.reason)
+            raise ConnectionDeadError(judged.reason)
         if judged.verdict is Verdict.PROBE:
             if on_probe is not None:
                 on_probe()
@@ -144,7 +144,7 @@ async def watch_stall(
                 await probe(conn, pong_within)
             except ConnectionFailedError:
                 silent = trio.current_time() - (counts.last_frame or 0.0)
-                raise ConnectionFailedError(
+                raise ConnectionDeadError(
                     detector.stalled_after_probe(silent, pong_within)
                 ) from None
 

@@ -21,6 +21,7 @@ from engine.transport.base import (
     HandshakeRejectedError,
     Transport,
     WsEndpoint,
+    judged_dead,
     parse_ws_url,
     retry_after_seconds,
 )
@@ -38,6 +39,7 @@ __all__ = (
     "TrioWebsocketTransport",
     "WebsocketsTransport",
     "WsEndpoint",
+    "judged_dead",
     "parse_ws_url",
     "retry_after_seconds",
     "transport_for",

@@ -29,8 +29,9 @@ from typing import Protocol
 
 import attrs
 
+from engine._groups import leaf_exceptions
 from engine.config import KNOWN_TRANSPORTS
-from engine.errors import ConnectionFailedError
+from engine.errors import ConnectionDeadError, ConnectionFailedError
 
 __all__ = (
     "CloseInfo",
@@ -41,6 +42,7 @@ __all__ = (
     "TRANSPORT_NAMES",
     "Transport",
     "WsEndpoint",
+    "judged_dead",
     "parse_ws_url",
     "retry_after_seconds",
 )
@@ -119,6 +121,13 @@ class Transport(Protocol):
         headers: Sequence[tuple[str, str]] = (),
         connect_timeout: float = 10.0,
     ) -> AbstractAsyncContextManager[Connection]: ...
+
+
+def judged_dead(exc: BaseException) -> bool:
+    """Whether ``exc`` (or a leaf of it) says the connection is dead: then no close handshake
+    is attempted, since the peer would never answer it."""
+    leaves = leaf_exceptions(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return any(isinstance(leaf, ConnectionDeadError) for leaf in leaves)
 
 
 def retry_after_seconds(headers: Sequence[tuple[bytes, bytes]]) -> float | None:

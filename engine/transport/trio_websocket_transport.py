@@ -27,6 +27,7 @@ from engine.transport.base import (
     Connection,
     ConnectionClosedError,
     HandshakeRejectedError,
+    judged_dead,
     parse_ws_url,
     retry_after_seconds,
 )
@@ -107,12 +108,17 @@ class TrioWebsocketTransport:
                 with trio.fail_after(connect_timeout):
                     ws, stream = await self._open(nursery, url, extra)
                 opened = True
+                dead = False
                 try:
                     yield _TrioWebsocketConnection(ws)
+                except BaseException as exc:
+                    dead = judged_dead(exc)
+                    raise
                 finally:
                     # Under cancellation the reader task is cancelled too, so a close handshake
-                    # could only time out: skip straight to closing the socket then.
-                    if trio.current_effective_deadline() != -math.inf:
+                    # could only time out, and a dead peer would never answer one: skip
+                    # straight to closing the socket then.
+                    if not dead and trio.current_effective_deadline() != -math.inf:
                         with trio.move_on_after(self.disconnect_timeout) as scope:
                             scope.shield = True
                             await ws.aclose()

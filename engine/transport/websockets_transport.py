@@ -40,6 +40,7 @@ from engine.transport.base import (
     ConnectionClosedError,
     HandshakeRejectedError,
     WsEndpoint,
+    judged_dead,
     parse_ws_url,
     retry_after_seconds,
 )
@@ -224,11 +225,16 @@ class WebsocketsTransport:
             detail = exc.__cause__ if exc.__cause__ is not None else exc
             raise ConnectionFailedError(f"could not connect to {url}: {detail!r}") from exc
         conn = _WebsocketsConnection(stream, core, self.disconnect_timeout)
+        dead = False
         try:
             yield conn
+        except BaseException as exc:
+            dead = judged_dead(exc)
+            raise
         finally:
-            # Under cancellation a close handshake could only time out: just close the socket.
-            if trio.current_effective_deadline() != -math.inf:
+            # Under cancellation a close handshake could only time out, and a dead peer would
+            # never answer one: just close the socket then.
+            if not dead and trio.current_effective_deadline() != -math.inf:
                 with trio.move_on_after(self.disconnect_timeout) as scope:
                     scope.shield = True
                     await conn.aclose()
