@@ -543,9 +543,9 @@ def _stall_notes(runs: ContinuityRuns) -> str:
     extra = {round(t.back - t.detected, 3) for t in runs.stalls if t.back and t.detected}
     if len(extra) == 1:
         notes.append(
-            f"Stall → `Gap` is the detection plus {extra.pop():g} s in every trial: the old "
-            "connection's close handshake, bounded by the transport's `disconnect_timeout` "
-            "(2 s), gets no reply from the stalled server before the new connection opens."
+            f"Stall → `Gap` is the detection plus {extra.pop():g} s in every trial: a dead "
+            "connection is closed without a close handshake (`ConnectionDeadError`), and a "
+            "reconnect on loopback takes no virtual time."
         )
     if ties := _tied_seeds(runs.stalls):
         notes.append(
