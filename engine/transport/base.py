@@ -22,12 +22,14 @@ Every failure surfaces as one of the library's exceptions:
 
 from __future__ import annotations
 
+import math
 import urllib.parse
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 import attrs
+import trio
 
 from engine._groups import leaf_exceptions
 from engine.config import KNOWN_TRANSPORTS
@@ -42,6 +44,7 @@ __all__ = (
     "TRANSPORT_NAMES",
     "Transport",
     "WsEndpoint",
+    "close_handshake",
     "judged_dead",
     "parse_ws_url",
     "retry_after_seconds",
@@ -121,6 +124,27 @@ class Transport(Protocol):
         headers: Sequence[tuple[str, str]] = (),
         connect_timeout: float = 10.0,
     ) -> AbstractAsyncContextManager[Connection]: ...
+
+
+@asynccontextmanager
+async def close_handshake(
+    handshake: Callable[[], Awaitable[object]], within: float
+) -> AsyncIterator[None]:
+    """Run the block, then the connection's close handshake, bounded by ``within`` seconds and
+    shielded: skipped when the block ended in cancellation (the handshake could only time out)
+    or judged the connection dead (its peer would never answer). The caller closes the socket
+    itself afterwards."""
+    dead = False
+    try:
+        yield
+    except BaseException as exc:
+        dead = judged_dead(exc)
+        raise
+    finally:
+        if not dead and trio.current_effective_deadline() != -math.inf:
+            with trio.move_on_after(within) as scope:
+                scope.shield = True
+                await handshake()
 
 
 def judged_dead(exc: BaseException) -> bool:

@@ -8,7 +8,6 @@ Failures map to the seam's exceptions (:mod:`engine.transport.base`).
 from __future__ import annotations
 
 import itertools
-import math
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -27,7 +26,7 @@ from engine.transport.base import (
     Connection,
     ConnectionClosedError,
     HandshakeRejectedError,
-    judged_dead,
+    close_handshake,
     parse_ws_url,
     retry_after_seconds,
 )
@@ -108,20 +107,10 @@ class TrioWebsocketTransport:
                 with trio.fail_after(connect_timeout):
                     ws, stream = await self._open(nursery, url, extra)
                 opened = True
-                dead = False
                 try:
-                    yield _TrioWebsocketConnection(ws)
-                except BaseException as exc:
-                    dead = judged_dead(exc)
-                    raise
+                    async with close_handshake(ws.aclose, self.disconnect_timeout):
+                        yield _TrioWebsocketConnection(ws)
                 finally:
-                    # Under cancellation the reader task is cancelled too, so a close handshake
-                    # could only time out, and a dead peer would never answer one: skip
-                    # straight to closing the socket then.
-                    if not dead and trio.current_effective_deadline() != -math.inf:
-                        with trio.move_on_after(self.disconnect_timeout) as scope:
-                            scope.shield = True
-                            await ws.aclose()
                     # trio-websocket skips closing the socket when the peer closed first.
                     await trio.aclose_forcefully(stream)
                     nursery.cancel_scope.cancel()

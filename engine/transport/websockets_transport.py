@@ -23,7 +23,6 @@ that ends without any close frame reports ``code=None``. (The trio-websocket tra
 
 from __future__ import annotations
 
-import math
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -40,7 +39,7 @@ from engine.transport.base import (
     ConnectionClosedError,
     HandshakeRejectedError,
     WsEndpoint,
-    judged_dead,
+    close_handshake,
     parse_ws_url,
     retry_after_seconds,
 )
@@ -225,19 +224,10 @@ class WebsocketsTransport:
             detail = exc.__cause__ if exc.__cause__ is not None else exc
             raise ConnectionFailedError(f"could not connect to {url}: {detail!r}") from exc
         conn = _WebsocketsConnection(stream, core, self.disconnect_timeout)
-        dead = False
         try:
-            yield conn
-        except BaseException as exc:
-            dead = judged_dead(exc)
-            raise
+            async with close_handshake(conn.aclose, self.disconnect_timeout):
+                yield conn
         finally:
-            # Under cancellation a close handshake could only time out, and a dead peer would
-            # never answer one: just close the socket then.
-            if not dead and trio.current_effective_deadline() != -math.inf:
-                with trio.move_on_after(self.disconnect_timeout) as scope:
-                    scope.shield = True
-                    await conn.aclose()
             await conn.abort()
 
     async def _open_stream(self, endpoint: WsEndpoint) -> trio.abc.Stream:
