@@ -16,11 +16,14 @@ Measures, for each scenario, over repeated trials (each a fresh engine, see
 Then, on Trio's ``MockClock`` (virtual time: protocol timing, deterministic for a seed), the
 continuity scenarios of ``bench/_recovery_continuity.py``: stall detection on a busy and on a
 quiet connection, the share of time offline under periodic drops, and a long fault-free run of
-quiet and busy pairs (no false restart). They get their own section of docs/BENCHMARKS.md.
+quiet and busy pairs (no false restart); and the backfill scenarios of
+``bench/_recovery_backfill.py``: trade completeness under random faults, and the time from a
+reconnect to the end of backfill for 1, 30 and every KRW code. Each part gets its own section of
+docs/BENCHMARKS.md.
 
 Run: ``uv run python bench/recovery.py`` (a few minutes; ``--quick`` for a short smoke run that
-does not touch docs/BENCHMARKS.md; ``--rounds N`` trials per drop scenario; ``--only continuity``
-or ``--only recovery`` for one of the two parts).
+does not touch docs/BENCHMARKS.md; ``--rounds N`` trials per drop scenario; ``--only recovery``,
+``--only continuity`` or ``--only backfill`` for one part).
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._engine_emulator import krw_codes
+from bench._recovery_backfill import (
+    BACKFILL_DEFAULT,
+    BACKFILL_QUICK,
+    backfill_report,
+    run_backfill,
+)
 from bench._recovery_continuity import (
     CONTINUITY_DEFAULT,
     CONTINUITY_QUICK,
@@ -409,6 +418,15 @@ def _continuity(args: argparse.Namespace) -> None:
         write_section("continuity", title, body)
 
 
+def _backfill(args: argparse.Namespace) -> None:
+    """The mock-clock backfill part: completeness under faults, time to fill."""
+    runs = run_backfill(BACKFILL_QUICK if args.quick else BACKFILL_DEFAULT)
+    body = backfill_report(runs)
+    print(body)
+    if not (args.quick or args.no_write):
+        write_section("backfill", "Trade backfill on a virtual clock", body)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="short smoke run; report untouched")
@@ -420,8 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
     parser.add_argument(
         "--only",
-        choices=("recovery", "continuity"),
-        help="run one part: the real-clock recovery trials or the mock-clock continuity ones",
+        choices=("recovery", "continuity", "backfill"),
+        help="run one part: the real-clock recovery trials, or the mock-clock continuity or "
+        "backfill ones",
     )
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else DEFAULT
@@ -434,10 +453,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value is not None and value < (0 if name == "long_rounds" else 1):
             parser.error(f"--{name.replace('_', '-')} is too small: {value}")
     settings = attrs.evolve(settings, **{k: v for k, v in overrides.items() if v is not None})
-    if args.only != "continuity":
+    if args.only in (None, "recovery"):
         _recovery(args, settings)
-    if args.only != "recovery":
+    if args.only in (None, "continuity"):
         _continuity(args)
+    if args.only in (None, "backfill"):
+        _backfill(args)
     return 0
 
 

@@ -26,7 +26,16 @@ from engine.errors import (
     UnknownMarketError,
     UpbitEngineError,
 )
-from engine.events import EVENT_TYPES, Ended, EngineEvent, Gap, Interrupted, SnapshotMissing
+from engine.events import (
+    EVENT_TYPES,
+    Backfilled,
+    Ended,
+    EngineEvent,
+    Gap,
+    Interrupted,
+    SnapshotMissing,
+    Unfilled,
+)
 from engine.facade.engine import (
     Engine,
     OptimizeOutcome,
@@ -57,6 +66,7 @@ __all__ = (
     "CatalogNotReadyError",
     "CatalogUnavailableError",
     "ConnectionDeadError",
+    "Backfilled",
     "ConnectionFailedError",
     "ConnectionState",
     "Engine",
@@ -91,6 +101,7 @@ __all__ = (
     "Ticker",
     "TicketNode",
     "Trade",
+    "Unfilled",
     "UnknownMarketError",
     "UnknownMessage",
     "UpbitEngineError",

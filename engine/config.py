@@ -332,6 +332,20 @@ class EngineConfig:
     #: Seconds an idle snapshot ticket stays connected for reuse before it closes.
     snapshot_linger: float = attrs.field(default=10.0, validator=_seconds(zero_ok=True))
 
+    # Trade backfill --------------------------------------------------------------------------
+    #: Fetch the trades a trade subscription missed in a gap from the REST API and deliver them
+    #: before its live trades (``subscribe_realtime(..., backfill=)`` decides per subscription).
+    backfill: bool = attrs.field(default=True, validator=_bool)
+    #: Seconds a backfill may take to fetch (from its start: fetches take turns in the REST
+    #: budget), and then to be read, before what is left is reported unfilled (live trades are
+    #: held meanwhile).
+    backfill_timeout: float = attrs.field(default=30.0, validator=_seconds())
+    #: REST pages (500 trades each) one backfill fetches at most; beyond, the older part of the
+    #: gap is reported unfilled (``page_limit``).
+    backfill_max_pages: int = attrs.field(default=20, validator=_count())
+    #: Backfills fetched at once (they share the quotation budget of 10 requests/s anyway).
+    backfill_concurrency: int = attrs.field(default=4, validator=_count())
+
     # Market catalog --------------------------------------------------------------------------
     #: Check codes against the catalog before subscribing (Upbit ignores unlisted codes).
     validate_codes: bool = attrs.field(default=True, validator=_bool)

@@ -21,6 +21,12 @@ one marks the end of the stream:
   ``async for`` stops after it. A stream never stops without it, or without raising
   :class:`~engine.errors.SubscriptionFailedError` when the subscription failed;
 
+one reports a gap closed after the fact:
+
+- :class:`Backfilled` follows the trades of a code the engine fetched from Upbit's REST API
+  after a :class:`Gap` (``Gap.backfill`` lists the codes): it says whether the hole was filled
+  completely, or which trade times were not (:class:`Unfilled`, with reasons);
+
 and one marks a wait that ran out:
 
 - :class:`SnapshotMissing` arrives when a stream's SNAPSHOT did not come within
@@ -30,7 +36,7 @@ and one marks a wait that ran out:
   Interrupted, Gap, SNAPSHOT, REALTIME.
 
 Events are never dropped or conflated by a full buffer. Like messages they have a ``type``
-(``"interrupted"``, ``"gap"``, ``"snapshot_missing"``, ``"ended"``), so
+(``"interrupted"``, ``"gap"``, ``"snapshot_missing"``, ``"backfilled"``, ``"ended"``), so
 ``if msg.type == "trade"`` style dispatch needs no special case.
 Times are Trio clock seconds (``trio.current_time()``), the clock the engine's timeouts use;
 ``utc`` beside them is the wall-clock time (UTC) at which the engine emitted the event, for
@@ -45,7 +51,17 @@ from typing import ClassVar, TypeAlias
 
 import attrs
 
-__all__ = ("EVENT_TYPES", "Ended", "EngineEvent", "Gap", "Interrupted", "SnapshotMissing")
+__all__ = (
+    "EVENT_TYPES",
+    "UNFILLED_REASONS",
+    "Backfilled",
+    "Ended",
+    "EngineEvent",
+    "Gap",
+    "Interrupted",
+    "SnapshotMissing",
+    "Unfilled",
+)
 
 
 @attrs.frozen(weakref_slot=False)
@@ -86,6 +102,10 @@ class Gap:
     cause: str
     #: The pair codes affected (sorted; empty for account-wide private streams).
     codes: tuple[str, ...]
+    #: The codes whose missed trades the engine is fetching from Upbit's REST API (sorted): a
+    #: :class:`Backfilled` event follows for each, after its trades. Empty when backfill is off,
+    #: or nothing was known to have been delivered before the loss.
+    backfill: tuple[str, ...] = ()
     #: Wall-clock time (UTC) the engine emitted the event; ``None`` when built by hand.
     utc: datetime | None = attrs.field(default=None, eq=False, repr=False)
 
@@ -123,6 +143,74 @@ class SnapshotMissing:
 
 
 @attrs.frozen(weakref_slot=False)
+class Unfilled:
+    """Trade times ``[start_ms, end_ms)`` (epoch ms, UTC) a backfill could not fill, and why.
+
+    ``end_ms`` is ``None`` when the range runs up to the first trade delivered after the
+    :class:`Backfilled` event. ``reason`` is one of :data:`UNFILLED_REASONS`.
+    """
+
+    start_ms: int
+    end_ms: int | None
+    reason: str
+
+    def covers(self, trade_ms: int) -> bool:
+        """Whether a trade at ``trade_ms`` lies in this range (open ends count as covering)."""
+        return self.start_ms <= trade_ms and (self.end_ms is None or trade_ms < self.end_ms)
+
+
+#: Why part of a gap stayed unfilled (:attr:`Unfilled.reason`).
+UNFILLED_REASONS: tuple[str, ...] = (
+    "rest_window",  # older than Upbit keeps on REST (7 UTC days of trades)
+    "page_limit",  # more trades than EngineConfig.backfill_max_pages pages of them
+    "no_progress",  # REST paging brought nothing new: stopped rather than loop
+    "rest_error",  # the REST API failed (429s beyond the retries, 418, 5xx, network)
+    "timeout",  # not fetched within EngineConfig.backfill_timeout
+    "hold_limit",  # more live trades arrived during the backfill than could be held back
+    "slow_consumer",  # fetched, but the subscriber did not read them before the deadline
+    "moved",  # the stream moved to another connection while it was being filled
+    "stopped",  # the engine stopped (or its backfill service restarted) during the fetch
+)
+
+
+@attrs.frozen(weakref_slot=False)
+class Backfilled:
+    """The trades of ``code`` missed in a :class:`Gap` were fetched and delivered.
+
+    The missed trades come right before this event, oldest first, each once, with
+    ``stream_type == "BACKFILL"``; the stream's live trades follow it (de-duplicated against
+    them). ``since_ms`` is the time of the last trade delivered before the gap, ``until_ms`` the
+    time of the first one of the restored stream (epoch ms; ``None`` when none had come).
+    ``unfilled`` lists what could not be filled, with reasons; it is empty when the hole was
+    closed completely.
+    """
+
+    type: ClassVar[str] = "backfilled"
+
+    ticket: str
+    code: str
+    since_ms: int
+    until_ms: int | None
+    #: Trades delivered by this backfill (``stream_type == "BACKFILL"``).
+    delivered: int
+    unfilled: tuple[Unfilled, ...]
+    at: float
+    #: REST pages the fetch took.
+    pages: int = 0
+    #: Wall-clock time (UTC) the engine emitted the event; ``None`` when built by hand.
+    utc: datetime | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every missed trade was delivered."""
+        return not self.unfilled
+
+    def covers(self, trade_ms: int) -> bool:
+        """Whether a trade at ``trade_ms`` lies in a range reported as unfilled."""
+        return any(span.covers(trade_ms) for span in self.unfilled)
+
+
+@attrs.frozen(weakref_slot=False)
 class Ended:
     """The stream of ``subscription_id`` ended at ``at``: nothing follows, and ``async for``
     stops after this event.
@@ -144,8 +232,14 @@ class Ended:
     utc: datetime | None = attrs.field(default=None, eq=False, repr=False)
 
 
-EngineEvent: TypeAlias = Interrupted | Gap | SnapshotMissing | Ended
+EngineEvent: TypeAlias = Interrupted | Gap | SnapshotMissing | Backfilled | Ended
 """Any event the engine inserts into a subscriber's stream."""
 
-EVENT_TYPES: tuple[type[EngineEvent], ...] = (Interrupted, Gap, SnapshotMissing, Ended)
+EVENT_TYPES: tuple[type[EngineEvent], ...] = (
+    Interrupted,
+    Gap,
+    SnapshotMissing,
+    Backfilled,
+    Ended,
+)
 """Every event class, for ``isinstance(item, EVENT_TYPES)``: "is this the engine speaking?"."""

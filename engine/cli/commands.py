@@ -14,7 +14,7 @@ from typing import TextIO
 import trio
 
 from engine.errors import UpbitEngineError
-from engine.events import EVENT_TYPES, Ended, Gap, Interrupted, SnapshotMissing
+from engine.events import EVENT_TYPES, Backfilled, Ended, Gap, Interrupted, SnapshotMissing
 from engine.facade.engine import Engine
 from engine.facade.open import open_engine
 from engine.wire.messages import Candle, MyAsset, MyOrder, Orderbook, Ticker, Trade
@@ -100,7 +100,11 @@ def describe(item: object) -> str:
         case Gap():
             span = item.duration
             length = "open-ended" if span is None else f"{span:.3f} s"
-            return f"-- gap ({length}) on ticket {item.ticket}: {item.cause}"
+            filling = f"; backfilling {', '.join(item.backfill)}" if item.backfill else ""
+            return f"-- gap ({length}) on ticket {item.ticket}: {item.cause}{filling}"
+        case Backfilled():
+            left = "complete" if item.complete else f"{len(item.unfilled)} range(s) unfilled"
+            return f"-- backfilled {item.code}: {item.delivered} trades, {left}"
         case SnapshotMissing():
             return f"-- no SNAPSHOT of {item.data_type} {item.code} within {item.waited:g} s"
         case Ended():

@@ -299,21 +299,27 @@ class Engine:
         *,
         units: int | None = None,
         level: float | None = None,
+        backfill: bool | None = None,
     ) -> str:
         """Subscribe to continuous streams; returns the subscription id for :meth:`stream`.
 
         ``data_type`` may be several types (each over every symbol). The subscriber's stream
         begins with one SNAPSHOT per stream, then REALTIME messages; other subscribers of the
-        same streams get no duplicate SNAPSHOT. Raises ``InvalidSubscriptionError`` (with every
-        reason) before anything is sent if Upbit would refuse or silently ignore it.
+        same streams get no duplicate SNAPSHOT. ``backfill`` (default
+        ``EngineConfig.backfill``): after a gap, trades missed are fetched from REST and
+        delivered before the live ones (``Gap.backfill``, ``Backfilled``). Raises
+        ``InvalidSubscriptionError`` (with every reason) before anything is sent if Upbit would
+        refuse or silently ignore it.
         """
+        if backfill is not None and not isinstance(backfill, bool):
+            raise TypeError(f"backfill must be True, False or None, not {backfill!r}")
         types, codes = types_of(data_type), codes_of(symbols)
         units, level = normal_units(units), normal_level(level)
         metrics = self._core.metrics
         try:
             await self._validate(types, codes, units, level)
             sub: Subscription = await self._call(
-                lambda reply: Subscribe(types, codes, units, level, reply)
+                lambda reply: Subscribe(types, codes, units, level, reply, backfill)
             )
         except trio.Cancelled:
             metrics.subscriptions_cancelled += 1
@@ -394,7 +400,8 @@ class Engine:
         timeout: float | None = None,  # noqa: ASYNC109 (a deadline is part of this call's contract)
     ) -> None:
         """Wait until every change made so far is on the wire: every live subscription ACTIVE,
-        every ticket that should carry streams connected, its last request sent and confirmed.
+        every ticket that should carry streams connected, its last request sent and confirmed,
+        and every trade backfill started released to its subscribers.
 
         For tests and for code that must know the engine caught up (after a burst of
         subscribes, before measuring). ``timeout`` defaults to ``EngineConfig.connect_timeout

@@ -249,6 +249,7 @@ def engine_metrics(core: EngineCore) -> EngineMetrics:
         unknown_types=MappingProxyType(dict(recorder.frames.unknown_types)),
         field_drift=MappingProxyType(dict(recorder.frames.drifted_fields)),
         snapshots_missing=recorder.snapshots_missing,
+        backfill_streams=sum(sub.filling for sub in routing.subscribers.values()),
         **_rest_metrics(core),
         orderbook_rows_mismatch=MappingProxyType(
             {
@@ -261,12 +262,19 @@ def engine_metrics(core: EngineCore) -> EngineMetrics:
 
 def _rest_metrics(core: EngineCore) -> dict[str, Any]:
     rest = core.quotation.statistics()
+    recorder = core.metrics
     return {
         "rest_requests": MappingProxyType(dict(rest.requests)),
         "rest_rate_limited": rest.rate_limited,
         "rest_blocked": rest.blocked,
         "rest_retries": rest.retries,
         "rest_failures": rest.failures,
+        "backfills": recorder.backfills,
+        "backfills_incomplete": recorder.backfills_incomplete,
+        "backfill_trades": recorder.backfill_trades,
+        "backfill_pages": recorder.backfill_pages,
+        "backfills_running": recorder.backfills_running,
+        "backfill_latency": recorder.backfill_latency.summary(),
     }
 
 

@@ -69,12 +69,22 @@ async def wait_settled(
     """See ``Engine.wait_settled``."""
     timeout = _deadline(core, timeout)
     with trio.move_on_after(timeout):
-        while core.registry.unsettled():
-            if core.closed:
-                raise EngineClosedError("the engine has shut down")
-            await core.changed.wait()
-        return
-    raise NotSettledError(timeout, core.registry.unsettled())
+        while True:
+            while core.registry.unsettled():
+                if core.closed:
+                    raise EngineClosedError("the engine has shut down")
+                await core.changed.wait()
+            if core.backfill.busy:
+                await core.backfill.wait_idle()
+            elif core.router.backfills_armed():
+                # A restored stream's SNAPSHOT (or its deadline) opens the fetch.
+                await core.backfill.wait_submitted()
+            else:
+                return
+    pending = core.registry.unsettled()
+    if core.backfill.busy or core.router.backfills_armed():
+        pending.append("trade backfills not released yet")
+    raise NotSettledError(timeout, pending)
 
 
 def _awaits_snapshot(core: EngineCore, subscription_id: str) -> bool:

@@ -100,6 +100,17 @@ class EngineMetrics:
     rest_blocked: int = 0
     rest_retries: int = 0
     rest_failures: int = 0
+    #: Trade backfills after gaps: finished, finished with something unfilled (each
+    #: ``Backfilled`` event says what), trades fetched, REST pages, running now; and the time
+    #: from the restored stream's SNAPSHOT to the release of the fetched trades.
+    backfills: int = 0
+    backfills_incomplete: int = 0
+    backfill_trades: int = 0
+    backfill_pages: int = 0
+    backfills_running: int = 0
+    #: Trade streams of subscribers whose live trades are held for a backfill right now.
+    backfill_streams: int = 0
+    backfill_latency: LatencySummary = attrs.field(factory=LatencySummary)
 
     @property
     def ticket_efficiency(self) -> float:
@@ -352,6 +363,31 @@ _FAMILIES: tuple[_Family, ...] = (
         _one(lambda m: m.snapshot_usage.requests_sent),
     ),
     _summary("snapshot_latency_seconds", "Snapshot call latency.", lambda m: m.snapshot_latency),
+    _counter("backfills_total", "Trade backfills finished.", _one(lambda m: m.backfills)),
+    _counter(
+        "backfills_incomplete_total",
+        "Trade backfills that left part of a gap unfilled.",
+        _one(lambda m: m.backfills_incomplete),
+    ),
+    _counter(
+        "backfill_trades_total",
+        "Trades fetched by backfills.",
+        _one(lambda m: m.backfill_trades),
+    ),
+    _counter(
+        "backfill_pages_total", "REST pages fetched by backfills.", _one(lambda m: m.backfill_pages)
+    ),
+    _gauge("backfills_running", "Trade backfills running.", _one(lambda m: m.backfills_running)),
+    _gauge(
+        "backfill_streams",
+        "Subscribers' trade streams held for a backfill.",
+        _one(lambda m: m.backfill_streams),
+    ),
+    _summary(
+        "backfill_latency_seconds",
+        "SNAPSHOT of a restored stream to its backfill's release.",
+        lambda m: m.backfill_latency,
+    ),
     _summary("connect_latency_seconds", "Subscribe to first message.", lambda m: m.connect_latency),
     _summary(
         "resubscribe_latency_seconds",

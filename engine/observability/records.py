@@ -167,6 +167,14 @@ class MetricsRecorder:
         self.tickets_failed = 0
         #: SNAPSHOT waits that ran out (the subscriber got ``SnapshotMissing``).
         self.snapshots_missing = 0
+        #: Trade backfills finished, those that left something unfilled, the trades they
+        #: fetched, their REST pages, those running; and from the ask to the release.
+        self.backfills = 0
+        self.backfills_incomplete = 0
+        self.backfill_trades = 0
+        self.backfill_pages = 0
+        self.backfills_running = 0
+        self.backfill_latency = LatencyTracker()
 
     def count_stall_probe(self) -> None:
         self.stall_probes += 1

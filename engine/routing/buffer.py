@@ -46,7 +46,7 @@ import trio
 
 from engine.config import OverflowPolicies, OverflowPolicy
 from engine.errors import SubscriptionFailedError
-from engine.events import Ended, EngineEvent, Gap, Interrupted, SnapshotMissing
+from engine.events import EVENT_TYPES, Ended, EngineEvent
 from engine.wire.messages import Message, Orderbook
 from engine.wire.protocol import DATA_TYPES
 
@@ -59,7 +59,7 @@ StreamItem: TypeAlias = Message | EngineEvent
 MIN_EVENT_ROOM: Final = 256
 #: Stands where a conflated value was removed; reads skip it.
 _TOMB: Final = object()
-_EVENT_TYPES: Final = (Interrupted, Gap, SnapshotMissing, Ended)
+_EVENT_TYPES: Final = EVENT_TYPES
 _DEFAULT_POLICIES: Final = OverflowPolicies()
 
 
@@ -145,6 +145,7 @@ class SubscriberBuffer:
         "_streak",
         "_tracking",
         "_waiters",
+        "backfill",
         "subscription_id",
     )
 
@@ -155,6 +156,7 @@ class SubscriberBuffer:
         max_size: int = 1024,
         policies: OverflowPolicies = _DEFAULT_POLICIES,
         on_failed: Callable[[SubscriptionFailedError], None] | None = None,
+        backfill: bool = False,
     ) -> None:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise ValueError(
@@ -165,6 +167,8 @@ class SubscriberBuffer:
             raise TypeError(f"policies must be an OverflowPolicies, got {type(policies).__name__}")
         #: The subscription this buffer feeds.
         self.subscription_id = subscription_id
+        #: Whether its trade streams are backfilled after a gap (read by the router).
+        self.backfill = backfill
         self._max = max_size
         self._event_room = max(max_size, MIN_EVENT_ROOM)
         # The fast path of put_nowait is "size < _limit": _limit is max_size in fast mode and -1

@@ -85,6 +85,8 @@ class Target:
     __slots__ = (
         "buffer",
         "delivered",
+        "fill",
+        "fill_since",
         "held",
         "held_back",
         "held_dropped",
@@ -116,6 +118,10 @@ class Target:
         self.held: list[Any] | None = None
         #: Held-back trades given up for room (told in ``SnapshotMissing.dropped``).
         self.held_dropped = 0
+        #: Trade backfill (engine.routing.fill): the time to fetch from once the restored stream's
+        #: SNAPSHOT comes (armed), and the fill in progress (a ``Fill``), holding live trades.
+        self.fill_since: int | None = None
+        self.fill: Any = None
         # Deliveries on the general path; fast-path ones are the stream's ``broadcasts``.
         self.delivered = 0
         self.held_back = 0
@@ -133,14 +139,23 @@ class Target:
             del held[0]
             self.held_dropped += 1
 
-    def wait_state(self) -> tuple[float | None, list[Any] | None]:
-        """What a wait that carries over to a new version of this route keeps."""
-        return self.sent_at, self.held
+    @property
+    def carries_state(self) -> bool:
+        """Whether a new version of this route must take something over (:meth:`wait_state`)."""
+        return self.waiting or self.fill is not None or self.fill_since is not None
 
-    def resume_wait(self, state: tuple[float | None, list[Any] | None] | None) -> None:
+    def wait_state(self) -> WaitState:
+        """What a new version of this route takes over: its wait and its backfill."""
+        return self.sent_at, self.held, self.fill_since, self.fill
+
+    def resume_wait(self, state: WaitState | None) -> None:
         """Take over ``state`` from :meth:`wait_state` of this route's previous version."""
         if state is not None:
-            self.sent_at, self.held = state
+            self.sent_at, self.held, self.fill_since, self.fill = state
+
+
+WaitState = tuple[float | None, list[Any] | None, int | None, Any]
+"""A route's wait and backfill as a new version of it takes them over."""
 
 
 class Stream:
@@ -149,8 +164,10 @@ class Stream:
     __slots__ = (
         "broadcasts",
         "data_type",
+        "filling",
         "frames",
         "kind",
+        "last",
         "mode",
         "puts",
         "subscribers",
@@ -168,6 +185,10 @@ class Stream:
         self.window = window
         self.broadcasts = 0  # frames delivered to every route on a fast path
         self.frames = 0  # frames through the general path
+        #: The newest trade delivered (trade streams): where a backfill would start.
+        self.last: Any = None
+        #: Routes with a backfill in progress (their trades are held: the general path).
+        self.filling = 0
         self.mode = SLOW
         self.targets: tuple[Target, ...] = ()
         self.puts: tuple[Callable[..., None], ...] = ()
@@ -182,6 +203,11 @@ class Stream:
         # Shared with the trade window on the fast path, so a new tuple, never mutated.
         self.subscribers = tuple(target.subscriber for target in targets)
         self.waiting = sum(1 for target in targets if target.waiting)
+        self.count_fills()
+
+    def count_fills(self) -> None:
+        """Recount the routes with a backfill in progress, and refresh the mode."""
+        self.filling = sum(1 for target in self.targets if target.fill is not None)
         self.refresh()
 
     def refresh(self) -> None:
@@ -189,7 +215,7 @@ class Stream:
         kind = self.kind
         if kind == PRIVATE:
             self.mode = FAST_ALL
-        elif self.waiting:
+        elif self.waiting or self.filling:
             self.mode = SLOW
         elif kind == STATE:
             self.mode = FAST_REALTIME
@@ -218,6 +244,7 @@ class RouteIndex:
         "_dedupe_window",
         "_sub_routes",
         "_window_streams",
+        "abandoned",
         "buffers",
         "by_ticket",
         "routes",
@@ -243,6 +270,9 @@ class RouteIndex:
         self._sub_routes: dict[str, int] = {}
         #: Ticket -> subscription id -> how many of its routes read from that ticket.
         self.ticket_subs: dict[str, dict[str, int]] = {}
+        #: Routes removed by the last change while being backfilled, with their old stream:
+        #: the router reports them (engine.routing.fill.abandon).
+        self.abandoned: list[tuple[Stream, Target]] = []
 
     # ------------------------------------------------------------------------------------------
     # From scratch
@@ -268,8 +298,16 @@ class RouteIndex:
             target.route_id: target.wait_state()
             for stream in self.streams.values()
             for target in stream.targets
-            if target.route_id in self.waiting
+            if target.carries_state
         }
+        lasts = {index: stream.last for index, stream in self.streams.items()}
+        self.abandoned = [
+            (stream, target)
+            for stream in self.streams.values()
+            for target in stream.targets
+            if (target.fill is not None or target.fill_since is not None)
+            and not any(route.id == target.route_id for route in table.routes)
+        ]
         self.clear_routes()
         self.waiting.update(waiting)
         windows = self.windows
@@ -286,9 +324,9 @@ class RouteIndex:
                 self._window_streams[code] = self._window_streams.get(code, 0) + 1
             targets = tuple(Target(route, route.id in waiting) for route in routes)
             for target in targets:
-                if target.waiting:
-                    target.resume_wait(carried.get(target.route_id))
+                target.resume_wait(carried.get(target.route_id))
             stream = self.streams[index] = Stream(index, targets, window)
+            stream.last = lasts.get(index)
             self.by_ticket.setdefault(index[0], {})[index] = stream
         for route in table.routes:
             self.routes[route.id] = route
@@ -367,19 +405,23 @@ class RouteIndex:
         route.
         """
         prior: dict[RouteId, tuple[bool, bool]] = {}  # removed id -> (was waiting, was flagged)
-        # removed id -> its wait's send time and held frames
-        carried: dict[RouteId, tuple[float | None, list[Any] | None]] = {}
+        # removed id -> its wait's send time and held frames, and its backfill
+        carried: dict[RouteId, WaitState] = {}
+        # removed id -> (its stream, its target) if it was being backfilled
+        filling: dict[RouteId, tuple[Stream, Target]] = {}
         gone: dict[StreamIndex, set[RouteId]] = {}
         left: list[tuple[str, str]] = []
         waiting = self.waiting
         for route_id in remove:
             route = self.routes.pop(route_id)
             prior[route_id] = (route_id in waiting, route.snapshot)
-            if route_id in waiting:
-                stream = self.streams.get(route.index)
-                for target in () if stream is None else stream.targets:
-                    if target.route_id == route_id:
-                        carried[route_id] = target.wait_state()
+            stream = self.streams.get(route.index)
+            for target in () if stream is None else stream.targets:
+                assert stream is not None
+                if target.route_id == route_id and target.carries_state:
+                    carried[route_id] = target.wait_state()
+                    if target.fill is not None or target.fill_since is not None:
+                        filling[route_id] = (stream, target)
             waiting.discard(route_id)
             gone.setdefault(route.index, set()).add(route_id)
             if self._count_out(route):
@@ -397,8 +439,11 @@ class RouteIndex:
                 waiting.add(route_id)
             self.routes[route_id] = route
             target = Target(route, wait)
-            if wait and before is not None and before[0]:
-                target.resume_wait(carried.get(route_id))
+            filling.pop(route_id, None)
+            state = carried.get(route_id)
+            if state is not None and not (wait and before is not None and before[0]):
+                state = (None, None, state[2], state[3])  # only a wait that carries over
+            target.resume_wait(state)
             joined.setdefault(route.index, []).append(target)
             self._count_in(route)
         emptied: list[str] = []
@@ -423,6 +468,7 @@ class RouteIndex:
                 self._window_streams.pop(code, None)
                 self.windows.pop(code, None)
         subs_gone = [sub for _, sub in left if sub not in self._sub_routes]
+        self.abandoned = list(filling.values())
         return left, list(dict.fromkeys(subs_gone))
 
     def _open_stream(self, index: StreamIndex, targets: tuple[Target, ...]) -> None:

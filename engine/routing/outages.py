@@ -28,7 +28,7 @@ table changed (a full publish or an update).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import attrs
@@ -63,9 +63,24 @@ class Outage:
     #: subscription id -> when its outage began, for subscribers that joined the ticket while
     #: it was down (the others share ``start``)
     starts: dict[str, float] = attrs.Factory(dict)
+    #: (subscription id, code) -> the last trade time delivered before the loss, for trade
+    #: routes to backfill (engine.routing.fill)
+    since: dict[tuple[str, str], int] = attrs.Factory(dict)
 
     def start_of(self, sub: str) -> float:
         return self.starts.get(sub, self.start)
+
+
+Arm = Callable[[Outage, str, tuple[str, ...], "str | None"], tuple[str, ...]]
+"""``arm(outage, subscription, codes, ticket)``: arm the backfill of ``codes`` for a subscriber
+whose gap ends (on ``ticket``, or wherever its streams went when ``None``); the codes armed."""
+
+
+def _no_arm(
+    outage: Outage, sub: str, codes: tuple[str, ...], ticket: str | None
+) -> tuple[str, ...]:
+    del outage, sub, codes, ticket
+    return ()
 
 
 def _utc() -> datetime:
@@ -98,15 +113,19 @@ def open_outage(index: RouteIndex, ticket: str, cause: str, at: float) -> Outage
     return outage
 
 
-def end_outage(index: RouteIndex, ticket: str, outage: Outage, at: float) -> None:
+def end_outage(
+    index: RouteIndex, ticket: str, outage: Outage, at: float, arm: Arm = _no_arm
+) -> None:
     """``ticket`` is connected again at ``at``: a Gap for every subscriber ``outage`` affected
-    that still reads from it."""
+    that still reads from it (listing the codes ``arm`` armed for backfill)."""
     if not outage.affected:
         return
     here = index.ticket_subs.get(ticket, {})
     for sub, (buffer, codes) in outage.affected.items():
         if sub in here:
-            buffer.put_event(Gap(ticket, outage.start_of(sub), at, outage.cause, codes, utc=_utc()))
+            filled = arm(outage, sub, codes, ticket)
+            start = outage.start_of(sub)
+            buffer.put_event(Gap(ticket, start, at, outage.cause, codes, filled, utc=_utc()))
 
 
 def join_outage(
@@ -137,18 +156,23 @@ def join_outage(
         buffer.put_event(Interrupted(ticket, at, cause or outage.cause, codes, utc=_utc()))
 
 
-def settle_outages(index: RouteIndex, outages: Iterable[tuple[str, Outage]]) -> None:
+def settle_outages(
+    index: RouteIndex, outages: Iterable[tuple[str, Outage]], arm: Arm = _no_arm
+) -> None:
     """Gaps for the subscribers affected by ``outages`` that no longer read from their ticket
     (after a whole new table)."""
     ticket_subs = index.ticket_subs
     for ticket, outage in outages:
         here = ticket_subs.get(ticket, {})
         for sub in [sub for sub in outage.affected if sub not in here]:
-            _gap_left(ticket, outage, sub)
+            _gap_left(ticket, outage, sub, arm)
 
 
 def settle_left(
-    index: RouteIndex, outages: Iterable[tuple[str, Outage]], left: list[tuple[str, str]]
+    index: RouteIndex,
+    outages: Iterable[tuple[str, Outage]],
+    left: list[tuple[str, str]],
+    arm: Arm = _no_arm,
 ) -> None:
     """Gaps for subscribers whose last route on a ticket that is down just went (``left``:
     ``(ticket, subscription id)`` pairs)."""
@@ -164,10 +188,12 @@ def settle_left(
         here = ticket_subs.get(ticket, {})
         for sub in candidates[ticket]:
             if sub not in here and sub in outage.affected:
-                _gap_left(ticket, outage, sub)
+                _gap_left(ticket, outage, sub, arm)
 
 
-def settle_moved(index: RouteIndex, outages: Iterable[tuple[str, Outage]]) -> None:
+def settle_moved(
+    index: RouteIndex, outages: Iterable[tuple[str, Outage]], arm: Arm = _no_arm
+) -> None:
     """Gaps for streams that left a ticket while it is down, for subscribers that still
     read other streams there.
 
@@ -192,7 +218,8 @@ def settle_moved(index: RouteIndex, outages: Iterable[tuple[str, Outage]]) -> No
             if not gone:
                 continue
             start = outage.start_of(sub)
-            buffer.put_event(Gap(name, start, None, outage.cause, gone, utc=_utc()))
+            filled = arm(outage, sub, gone, None)
+            buffer.put_event(Gap(name, start, None, outage.cause, gone, filled, utc=_utc()))
             remaining = tuple(code for code in codes if code not in moved)
             outage.keys[sub] = frozenset(key for key in had if key.code not in moved)
             if remaining:
@@ -201,9 +228,10 @@ def settle_moved(index: RouteIndex, outages: Iterable[tuple[str, Outage]]) -> No
                 del outage.affected[sub]
 
 
-def _gap_left(ticket: str, outage: Outage, sub: str) -> None:
+def _gap_left(ticket: str, outage: Outage, sub: str, arm: Arm) -> None:
     # Closed buffers (unsubscribed) drop the event; live ones learn the gap ended for them
     # here, before any SNAPSHOT their streams' new ticket sends.
     buffer, codes = outage.affected.pop(sub)
     start = outage.start_of(sub)
-    buffer.put_event(Gap(ticket, start, None, outage.cause, codes, utc=_utc()))
+    filled = () if buffer.closed else arm(outage, sub, codes, None)
+    buffer.put_event(Gap(ticket, start, None, outage.cause, codes, filled, utc=_utc()))

@@ -35,7 +35,8 @@ little mutable state the table cannot know:
   :class:`~engine.events.Gap` (start and end) there, before anything of the new connection, so
   the order each subscriber sees is Interrupted, Gap, SNAPSHOT, REALTIME.
 - **trade de-duplication** by ``sequential_id``, per subscriber, across tickets and reconnects,
-  in a bounded window per code (:mod:`engine.routing.dedupe`).
+  in a bounded window per code (:mod:`engine.routing.dedupe`); **trade backfill** after a gap
+  (:mod:`engine.routing.fill`).
 
 Frames with no subscriber (a parked ticket's parking reply, the stale frames Upbit sends after a
 replacement, anything after an unsubscribe) are dropped and counted per ticket. An unsubscribe is
@@ -45,12 +46,27 @@ frames already decoded but not yet routed.
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Callable, Collection, Iterable, Iterator, KeysView
 from typing import Final, TypeAlias
 
 from engine.core.keys import StreamKey
 from engine.routing.buffer import BufferStatistics, StreamItem, SubscriberBuffer
 from engine.routing.dedupe import TradeWindow
+from engine.routing.fill import (
+    BackfillJob,
+    BackfillResult,
+    abandon,
+    add_job,
+    arm,
+    armed_count,
+    drain_job,
+    hold_limit,
+    job_done,
+    open_fill,
+    since_on_loss,
+)
 from engine.routing.index import (
     BOOK,
     FAST_ALL,
@@ -81,9 +97,12 @@ from engine.routing.stats import (
 from engine.routing.table import Route, RouteId, RoutingTable, StreamIndex
 from engine.routing.waits import expire, mark_sent, next_deadline, rearm, stop_waiting
 from engine.wire.book_rows import trim_rows
-from engine.wire.messages import Message, MyAsset
+from engine.wire.messages import Message, MyAsset, Trade
 
 __all__ = (
+    "BackfillCallback",
+    "BackfillJob",
+    "BackfillResult",
     "BufferStatistics",
     "Route",
     "RouteId",
@@ -100,6 +119,8 @@ __all__ = (
 
 SnapshotCallback: TypeAlias = Callable[[str, StreamKey, str], None]
 """``on_snapshot(ticket, key, subscription_id)``: a subscriber's SNAPSHOT wait was satisfied."""
+BackfillCallback: TypeAlias = Callable[[BackfillJob], None]
+"""``on_backfill(job)``: fetch ``job``'s trades and hand them to :meth:`Router.backfill_done`."""
 
 #: Trades remembered per code for de-duplication.
 DEFAULT_DEDUPE_WINDOW: Final = 256
@@ -110,19 +131,32 @@ class Router:
 
     ``on_snapshot(ticket, key, subscription_id)`` is called synchronously, from inside
     :meth:`route`, each time a subscriber's SNAPSHOT wait is satisfied; it must be cheap and must
-    not raise (casting to the registry's mailbox is the intended use). ``dedupe_window`` is how
-    many trade ids per code are remembered for de-duplication.
+    not raise (casting to the registry's mailbox is the intended use). ``on_backfill(job)`` is
+    called the same way when a trade stream restored after a gap needs its missed trades
+    fetched (:mod:`engine.routing.fill`); without it nothing is backfilled. ``clock`` gives the
+    time of the events a table change causes (default: the latest time the router was told).
+    ``dedupe_window`` is
+    how many trade ids per code are remembered for de-duplication.
     """
 
     def __init__(
         self,
         *,
         on_snapshot: SnapshotCallback | None = None,
+        on_backfill: BackfillCallback | None = None,
+        clock: Callable[[], float] | None = None,
         dedupe_window: int = DEFAULT_DEDUPE_WINDOW,
     ) -> None:
         TradeWindow(dedupe_window)  # validates
         self._on_snapshot = on_snapshot
+        self._on_backfill = on_backfill
+        self._job_ids = itertools.count(1)
+        # For the time of events a table change causes (a backfill abandoned when its stream
+        # moves); without a clock, the latest time the router was told.
+        self._clock = clock
+        self._told_at = 0.0
         self._index = RouteIndex(dedupe_window)
+        self._arm = functools.partial(arm, self._index)
         # Direct references to the index's dicts (edited in place, never replaced): the hot
         # path saves an attribute lookup per frame.
         self._streams = self._index.streams
@@ -177,8 +211,9 @@ class Router:
         self._totals = {sub: totals for sub, totals in self._totals.items() if sub in subscribers}
         self._table = table
         self._revision += 1
-        settle_outages(self._index, self._outages())
-        settle_moved(self._index, self._outages())
+        self._abandon_fills()
+        settle_outages(self._index, self._outages(), self._arm)
+        settle_moved(self._index, self._outages(), self._arm)
 
     def update(self, *, remove: Iterable[RouteId] = (), add: Iterable[Route] = ()) -> None:
         """Change the table in force: remove the routes ``remove`` (by id), add ``add``.
@@ -204,11 +239,12 @@ class Router:
             self._totals.pop(sub, None)
         self._table = None
         self._revision += 1
+        self._abandon_fills()
         if left:
-            settle_left(self._index, self._outages(), left)
+            settle_left(self._index, self._outages(), left, self._arm)
         touched = {route_id[0] for route_id in removing}
         # Ticket order, as a full publish goes, so both ways give the same events in order.
-        settle_moved(self._index, self._outages(touched))
+        settle_moved(self._index, self._outages(touched), self._arm)
 
     def _outages(self, only: Collection[str] | None = None) -> Iterator[tuple[str, Outage]]:
         """The open outages, in ticket order (of the tickets ``only``, if given)."""
@@ -247,6 +283,7 @@ class Router:
         nothing changes and False is returned. A still-open older generation counts as lost,
         with its connect time as the (conservative) start of the outage.
         """
+        self._told_at = max(self._told_at, at)
         state = self._state(ticket)
         if state.last_generation is not None and generation <= state.last_generation:
             return False
@@ -263,7 +300,7 @@ class Router:
         state.connected_at = at
         outage, state.outage = state.outage, None
         if outage is not None:
-            end_outage(self._index, ticket, outage, at)
+            end_outage(self._index, ticket, outage, at, self._arm)
         rearm(self._index.by_ticket.get(ticket, {}).values(), self._waiting)
         return True
 
@@ -274,11 +311,14 @@ class Router:
         :class:`~engine.events.Interrupted`. Returns False, changing nothing, if ``generation``
         is not the open one (a late report from an older connection).
         """
+        self._told_at = max(self._told_at, at)
         state = self._tickets.get(ticket)
         if state is None or state.generation is None or state.generation != generation:
             return False
         state.generation = None
+        since = since_on_loss(self._index, ticket) if self._on_backfill is not None else {}
         state.outage = open_outage(self._index, ticket, cause, at)
+        state.outage.since.update(since)
         return True
 
     def connect_failed(self, ticket: str, cause: str, *, at: float) -> None:
@@ -289,6 +329,7 @@ class Router:
         whose first connection fails hears of it, instead of waiting in silence), and the next
         :meth:`ticket_connected` brings their Gap. Nothing happens while a connection is open.
         """
+        self._told_at = max(self._told_at, at)
         state = self._state(ticket)
         if state.generation is not None:
             return
@@ -341,6 +382,7 @@ class Router:
                     for put in stream.puts:
                         put(msg)
                     stream.broadcasts += 1
+                    stream.last = msg
                     window.add(sequential_id, stream.subscribers)
                     return len(stream.puts)
         elif mode == FAST_ALL:
@@ -378,6 +420,7 @@ class Router:
             seen = window.ids.get(sequential_id)
         matched = False
         satisfied: list[Target] = []
+        filling: list[tuple[Target, int]] = []
         got: list[str] = []
         for target in stream.targets:
             # Orderbooks match by (code, level), never by row count: Upbit has sent other
@@ -394,6 +437,13 @@ class Router:
                 stream.waiting -= 1
                 self._waiting.discard(target.route_id)
                 satisfied.append(target)
+                if window is not None and (target.fill is not None or target.fill_since):
+                    # Restored after a gap: held until the missed trades are fetched.
+                    since = open_fill(stream, target, [msg])  # type: ignore[list-item]
+                    state.backfill_held += 1
+                    if since is not None:
+                        filling.append((target, since))
+                    continue
             elif target.waiting:
                 target.held_back += 1
                 state.held_back += 1
@@ -401,6 +451,10 @@ class Router:
                     # Kept for the case the SNAPSHOT never comes (see expire_waits).
                     # Not counted as trimmed or short: it is not delivered (yet).
                     target.hold(self._view(msg, rows, target, trimmed, None), window is not None)
+                continue
+            elif target.fill is not None:
+                target.fill.hold(msg, hold_limit(target))  # de-duplicated on release
+                state.backfill_held += 1
                 continue
             if seen is not None and target.subscriber in seen:
                 target.buffer.count_duplicate()
@@ -415,6 +469,9 @@ class Router:
             state.unwanted_snapshots += 1
         if window is not None and got:
             window.add(sequential_id, tuple(got))
+            stream.last = msg
+        if filling:
+            self._ask_backfill(stream, filling, msg.trade_timestamp)  # type: ignore[union-attr]
         if satisfied:
             stream.refresh()
             callback = self._on_snapshot
@@ -468,11 +525,66 @@ class Router:
         """End every SNAPSHOT wait on ``ticket`` whose request went out ``timeout`` or more
         seconds before ``now``: each subscriber gets a :class:`~engine.events.SnapshotMissing`
         and the stream's REALTIME frames from now on. Returns the routes whose wait ended."""
+        self._told_at = max(self._told_at, now)
         state = self._state(ticket)
-        ended, dropped = expire(self._index, ticket, now, timeout)
+        ended, dropped = expire(self._index, ticket, now, timeout, self._divert)
         state.held_dropped += dropped
         state.snapshots_missing += len(ended)
         return ended
+
+    # ------------------------------------------------------------------------------------------
+    # Trade backfill (engine.routing.fill)
+
+    def _ask_backfill(
+        self, stream: Stream, filling: list[tuple[Target, int]], until: int | None
+    ) -> None:
+        callback = self._on_backfill
+        if callback is None:
+            return
+        targets = [target for target, _ in filling]
+        job = BackfillJob(
+            next(self._job_ids),
+            stream.ticket,
+            targets[0].key.code,
+            min(since for _, since in filling),
+            until,
+            tuple(target.route_id for target in targets),
+        )
+        for target in targets:
+            add_job(target, job)
+        callback(job)
+
+    def _divert(self, stream: Stream, target: Target, held: list[Message]) -> bool:
+        """A wait ran out without a SNAPSHOT: an armed or filling trade route holds what the wait
+        held back and fetches from its last trade (``until``: the oldest held, or now)."""
+        if stream.window is None or (target.fill is None and target.fill_since is None):
+            return False
+        trades = [msg for msg in held if isinstance(msg, Trade)]
+        since = open_fill(stream, target, trades)
+        if since is not None:
+            until = min((t.trade_timestamp for t in trades if t.trade_timestamp), default=None)
+            self._ask_backfill(stream, [(target, since)], until)
+        return True
+
+    def backfill_done(self, job: BackfillJob, result: BackfillResult, *, at: float) -> bool:
+        """``job`` fetched ``result``: its routes with no other job running release their trades
+        as far as their buffers have room. True if some wait for room (:meth:`drain_backfill`)."""
+        return job_done(self._index, job, result, at=at)
+
+    def drain_backfill(self, job: BackfillJob, *, at: float, give_up: bool = False) -> bool:
+        """Release more of ``job``'s fetched trades; ``give_up`` (its deadline passed): deliver
+        what fits and report the rest unfilled. True if some still wait for room."""
+        return drain_job(self._index, job, at=at, give_up=give_up)
+
+    def backfills_armed(self) -> int:
+        """Trade routes armed for a backfill whose fetch has not been asked for yet."""
+        return armed_count(self._index)
+
+    def _abandon_fills(self) -> None:
+        abandoned, self._index.abandoned = self._index.abandoned, []
+        at = self._told_at if self._clock is None else self._clock()
+        for stream, target in abandoned:
+            abandon(stream, target, at=at)
 
     # ------------------------------------------------------------------------------------------
     # Statistics

@@ -51,6 +51,7 @@ class TicketState:
     books_short: int = 0
     snapshots_missing: int = 0
     held_dropped: int = 0
+    backfill_held: int = 0
 
 
 @attrs.define
@@ -94,6 +95,8 @@ class TicketRouteStatistics:
     #: Frames held back during such waits that were given up for want of room (each
     #: ``SnapshotMissing`` says how many of its stream's).
     held_dropped: int = 0
+    #: Live trades held for routes being backfilled (released after the fetched trades).
+    backfill_held: int = 0
 
 
 @attrs.frozen
@@ -111,6 +114,8 @@ class SubscriberRouteStatistics:
     waiting: int
     #: The buffer's own counters (conflated, dropped, duplicates skipped, ...).
     buffer: BufferStatistics
+    #: Trade streams being backfilled right now (their live trades are held meanwhile).
+    filling: int = 0
 
 
 @attrs.frozen
@@ -160,6 +165,7 @@ def collect(
     sub_held: dict[str, int] = {}
     sub_snapshots: dict[str, int] = {}
     sub_waiting: dict[str, int] = {}
+    sub_filling: dict[str, int] = {}
     for sub, mine in totals.items():
         sub_routed[sub] = dict(mine.routed)
         sub_held[sub] = mine.held_back
@@ -178,6 +184,8 @@ def collect(
             sub_held[sub] = sub_held.get(sub, 0) + target.held_back
             sub_snapshots[sub] = sub_snapshots.get(sub, 0) + target.snapshots
             sub_waiting[sub] = sub_waiting.get(sub, 0) + target.waiting
+            if target.fill is not None:
+                sub_filling[sub] = sub_filling.get(sub, 0) + 1
     return RouterStatistics(
         tickets=MappingProxyType(
             {
@@ -193,6 +201,7 @@ def collect(
                     held_back=sub_held.get(sub, 0),
                     snapshots=sub_snapshots.get(sub, 0),
                     waiting=sub_waiting.get(sub, 0),
+                    filling=sub_filling.get(sub, 0),
                     buffer=buffer.statistics(),
                 )
                 for sub, buffer in index.buffers.items()
@@ -218,4 +227,5 @@ def _ticket_statistics(state: TicketState, routed: dict[str, int]) -> TicketRout
         books_short=state.books_short,
         snapshots_missing=state.snapshots_missing,
         held_dropped=state.held_dropped,
+        backfill_held=state.backfill_held,
     )

@@ -19,7 +19,7 @@ ends the wait there). Here is the rest of a wait's life:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 
 from engine.core.keys import StreamKey
@@ -93,7 +93,14 @@ def next_deadline(index: RouteIndex, ticket: str, timeout: float) -> float | Non
     return earliest
 
 
-def expire(index: RouteIndex, ticket: str, now: float, timeout: float) -> tuple[list[RouteId], int]:
+Divert = Callable[[Stream, Target, list[Message]], bool]
+"""``divert(stream, target, held)``: take over what an ended wait held back instead of its
+delivery (a trade route to backfill holds it); False: deliver as usual."""
+
+
+def expire(
+    index: RouteIndex, ticket: str, now: float, timeout: float, divert: Divert | None = None
+) -> tuple[list[RouteId], int]:
     """End every wait on ``ticket`` whose request went out ``timeout`` or more seconds before
     ``now`` (see the module docstring). Returns the routes whose wait ended and how many
     held-back frames were given up for want of room."""
@@ -117,7 +124,8 @@ def expire(index: RouteIndex, ticket: str, now: float, timeout: float) -> tuple[
                     ticket, key.data_type, key.code, now, now - sent_at, dropped, utc=_utc()
                 )
             )
-            _release_held(stream, target, release)
+            if divert is None or not divert(stream, target, release):
+                _release_held(stream, target, release)
     for route_id in ended:
         stop_waiting(index, route_id)
     return ended, given_up

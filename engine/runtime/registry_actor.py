@@ -247,6 +247,7 @@ class _RegistryState:
             max_size=core.config.subscriber_buffer,
             policies=core.config.overflow,
             on_failed=self._buffer_failed_callback(sub.id),
+            backfill=core.config.backfill if command.backfill is None else command.backfill,
         )
         if sub.kind is not SubscriptionKind.PRIVATE:
             core.first_message_due[sub.id] = now

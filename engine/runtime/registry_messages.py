@@ -53,6 +53,8 @@ class Subscribe:
     units: int | None
     level: float | None
     reply: Reply[Subscription]
+    #: Backfill its trade streams after gaps (None: ``EngineConfig.backfill``).
+    backfill: bool | None = None
 
 
 @attrs.frozen

@@ -45,7 +45,8 @@ from engine.markets.catalog import MarketCatalog
 from engine.observability.records import MetricsRecorder
 from engine.rest.catalog_source import CatalogSource
 from engine.rest.quotation import QuotationClient
-from engine.routing.router import RouteId, Router, SubscriberBuffer
+from engine.routing.router import BackfillJob, RouteId, Router, SubscriberBuffer
+from engine.runtime.backfill import BackfillService
 from engine.runtime.credentials import endpoint_for, upgrade_headers
 from engine.runtime.registry_messages import RegistryCommand, SnapshotSeen
 from engine.runtime.snapshots import SnapshotService
@@ -56,6 +57,25 @@ __all__ = ("TICKETS", "EngineCore")
 
 #: The tickets supervisor's name (its children are named like the registry's tickets).
 TICKETS = "tickets"
+
+
+def _catalog_source(config: EngineConfig, catalog: MarketCatalog | None) -> CatalogSource:
+    """The catalog given (fixed), or one fetched from ``config.rest_url`` and kept fresh."""
+    if catalog is None:
+        return CatalogSource.for_url(
+            config.rest_url,
+            ttl=config.catalog_ttl,
+            retry_interval=config.catalog_retry_interval,
+            timeout=config.catalog_timeout,
+            with_instruments=config.catalog_instruments,
+        )
+    fixed = catalog
+
+    async def fetch() -> MarketCatalog:
+        await trio.lowlevel.checkpoint()
+        return fixed
+
+    return CatalogSource(fetch, ttl=config.catalog_ttl, initial=catalog)
 
 
 class EngineCore:
@@ -82,30 +102,23 @@ class EngineCore:
             capacity=ticket_capacity,
         )
         self.metrics = MetricsRecorder(trio.current_time)
-        self.router = Router(on_snapshot=self._on_snapshot)
+        self.router = Router(
+            on_snapshot=self._on_snapshot,
+            on_backfill=self._on_backfill,
+            clock=trio.current_time,
+        )
         self.buffers: dict[str, SubscriberBuffer] = {}
         #: Set (and replaced) each time the registry actor handled a command: what
         #: ``Engine.wait_active`` waits on.
         self.changed = trio.Event()
-        if catalog is not None:
-            fixed = catalog
-
-            async def fetch() -> MarketCatalog:
-                await trio.lowlevel.checkpoint()
-                return fixed
-
-            self.catalog = CatalogSource(fetch, ttl=config.catalog_ttl, initial=catalog)
-        else:
-            self.catalog = CatalogSource.for_url(
-                config.rest_url,
-                ttl=config.catalog_ttl,
-                retry_interval=config.catalog_retry_interval,
-                timeout=config.catalog_timeout,
-                with_instruments=config.catalog_instruments,
-            )
+        self.catalog = _catalog_source(config, catalog)
         #: The one quotation REST client: history calls and the engine's own REST traffic share
         #: Upbit's per-second budget and its 429/418 state (closed by open_engine).
         self.quotation = QuotationClient(config.rest_url)
+        #: Fetches the trades restored trade streams missed (a child of the root supervisor).
+        self.backfill = BackfillService(
+            config, router=self.router, quotation=self.quotation, metrics=self.metrics
+        )
         self.connect_limiter: SlidingWindowLimiter = connect_limiter(config.connects_per_second)
         # One 429/418 state per engine, like the connect limiter: Upbit blocks the IP, so a
         # block seen by any ticket (snapshot tickets included) holds every other one back.
@@ -178,6 +191,10 @@ class EngineCore:
         return self.root.supervisor(TICKETS)
 
     # -- callbacks from the hot path -------------------------------------------------------------
+
+    def _on_backfill(self, job: BackfillJob) -> None:
+        # Called synchronously from Router.route: only queued here.
+        self.backfill.submit(job)
 
     def _on_snapshot(self, ticket: str, key: Any, subscription_id: str) -> None:
         # Called synchronously from Router.route: hand the news to the registry actor.

@@ -6,7 +6,8 @@ The tree::
      |- registry  the single writer of subscription state (permanent)
      |- markets   keeps the market catalog fresh (permanent)
      |- tickets   Supervisor(one_for_one, dynamic ticket children, intensity + backoff)
-     `- snapshots the snapshot service (its coordinator and snapshot tickets)
+     |- snapshots the snapshot service (its coordinator and snapshot tickets)
+     `- backfill  fetches the trades restored trade streams missed (engine.runtime.backfill)
 
 ``rest_for_one``: if the registry actor restarts, everything after it restarts too, so no
 ticket keeps talking to a registry incarnation that no longer knows it. If the tickets
@@ -122,4 +123,6 @@ def engine_children(core: EngineCore) -> list[ChildSpec[Any]]:
             on_restart=count_restart,
         ),
         *core.snapshots.child_specs(),
+        # Last: under rest_for_one its restart touches nothing else.
+        ChildSpec("backfill", core.backfill.run, shutdown=config.shutdown_grace),
     ]

@@ -9,7 +9,9 @@ property, each tagged with its letter from issue 6's acceptance:
 
 (a) each open connection's subscription set equals the registry's wanted set for its ticket;
 (b) each live subscription saw, per outage, ``Interrupted`` then ``Gap`` then a SNAPSHOT of
-    each of its streams before any further REALTIME message of that stream;
+    each of its streams before any further REALTIME message of that stream; a trade stream the
+    Gap announces a backfill for (``Gap.backfill``) sees instead its BACKFILL trades and then
+    ``Backfilled``, and BACKFILL trades only then;
 (c) no trade (``sequential_id``) delivered twice to one subscriber;
 (d) the emulator never saw a rate limit exceeded;
 (e) no task outlives the engine;
@@ -37,7 +39,7 @@ import trio
 
 from engine.core.registry import SubscriptionKind
 from engine.errors import InvalidSubscriptionError, SubscriptionFailedError, UpbitEngineError
-from engine.events import Ended, Gap, Interrupted, SnapshotMissing
+from engine.events import Backfilled, Ended, Gap, Interrupted, SnapshotMissing
 from engine.facade.engine import Engine, SubscriptionStream
 from engine.facade.open import open_engine
 from engine.routing.router import StreamItem, SubscriberBuffer
@@ -431,6 +433,9 @@ class SubscriberLog:
         self.trades: dict[str, set[int]] = {}
         #: Trade streams whose SNAPSHOT is owed because of a Gap (not a new stream).
         self.after_gap: set[tuple[str, str]] = set()
+        #: Codes whose Backfilled is owed (their Gap announced a backfill).
+        self.filling: set[str] = set()
+        self.backfills = 0
         self.snapshots_skipped = 0
         self.snapshots_missing = 0
         #: (type, code) -> Trio times this subscription read a message of it (for (g)).
@@ -450,7 +455,7 @@ class SubscriberLog:
 
     def on_item(self, item: StreamItem) -> None:
         self.items += 1
-        if isinstance(item, Interrupted | Gap | SnapshotMissing | Ended):
+        if isinstance(item, Interrupted | Gap | SnapshotMissing | Ended | Backfilled):
             text = repr(item)
         else:  # what identifies a message, without rendering a whole orderbook
             text = f"{item.type} {getattr(item, 'code', '')} {item.stream_type} {item.timestamp}"
@@ -490,6 +495,18 @@ class SubscriberLog:
             owed = {(t, c) for t in self.types for c in item.codes}
             self.pending.update(owed)
             self.after_gap.update(owed)
+            if "trade" not in self.types and item.backfill:
+                self.fail("b", f"a backfill announced without a trade stream: {item!r}")
+            self.filling.update(item.backfill)
+            return
+        if isinstance(item, Backfilled):
+            if item.code not in self.filling:
+                self.fail("b", f"a Backfilled no Gap announced: {item!r}")
+            self.filling.discard(item.code)
+            self.backfills += 1
+            # The fetched trades came before it, the SNAPSHOT's trade among them.
+            self.pending.discard(("trade", item.code))
+            self.after_gap.discard(("trade", item.code))
             return
         if isinstance(item, SnapshotMissing):
             # The SNAPSHOT did not come within the snapshot timeout (a slow or stalled
@@ -507,7 +524,12 @@ class SubscriberLog:
         for ticket, outage in self.open.items():
             if key[1] in self.open_codes[ticket]:
                 self.fail("b", f"{key} delivered during an outage, before its Gap: {outage!r}")
-        if item.stream_type == "SNAPSHOT":
+        if item.stream_type == "BACKFILL":
+            if key[1] not in self.filling:
+                self.fail("b", f"a BACKFILL trade {key} outside a backfill")
+        elif key[0] == "trade" and key[1] in self.filling:
+            self.fail("b", f"a {item.stream_type} trade {key} before its Backfilled")
+        elif item.stream_type == "SNAPSHOT":
             self.pending.discard(key)
             self.after_gap.discard(key)
         elif key in self.pending:
@@ -544,6 +566,8 @@ class SubscriberLog:
         """What this live subscription still owes: Gaps, and SNAPSHOTs of its current keys."""
         owed = [f"Gap for {ticket} (Interrupted: {i.cause})" for ticket, i in self.open.items()]
         owed += [f"SNAPSHOT {key}" for key in sorted(self.pending.intersection(keys))]
+        wanted = set(keys)
+        owed += [f"Backfilled {code}" for code in sorted(self.filling) if ("trade", code) in wanted]
         return owed
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from engine.cli.commands import describe
 from engine.cli.entry import main
-from engine.events import Gap, Interrupted
+from engine.events import Backfilled, Gap, Interrupted, Unfilled
 from engine.wire.messages import Orderbook, OrderbookUnit
 
 
@@ -62,3 +63,11 @@ def test_describe_engine_events_and_books() -> None:
     assert describe(gap) == "-- gap (0.250 s) on ticket realtime-0: dropped"
     cut = Interrupted(ticket="realtime-0", start=1.0, cause="dropped", codes=("KRW-BTC",))
     assert describe(cut) == "-- interrupted: dropped (ticket realtime-0)"
+    filling = attrs.evolve(gap, backfill=("KRW-BTC",))
+    assert (
+        describe(filling) == "-- gap (0.250 s) on ticket realtime-0: dropped; backfilling KRW-BTC"
+    )
+    done = Backfilled("realtime-0", "KRW-BTC", 1, 2, 7, (), 3.0)
+    assert describe(done) == "-- backfilled KRW-BTC: 7 trades, complete"
+    lost = attrs.evolve(done, unfilled=(Unfilled(1, 2, "rest_error"),))
+    assert describe(lost) == "-- backfilled KRW-BTC: 7 trades, 1 range(s) unfilled"

@@ -123,6 +123,13 @@ def populated(n: int = 1) -> EngineMetrics:
         rest_blocked=61 * n,
         rest_retries=67 * n,
         rest_failures=71 * n,
+        backfills=73 * n,
+        backfills_incomplete=79 * n,
+        backfill_trades=83 * n,
+        backfill_pages=89 * n,
+        backfills_running=97 * n,
+        backfill_streams=101 * n,
+        backfill_latency=LatencySummary(3 * n, 1.5 * n, 0.2, 0.8, 0.5),
     )
 
 
@@ -236,6 +243,28 @@ upbit_engine_snapshot_wire_requests_total 10
 # TYPE upbit_engine_snapshot_latency_seconds summary
 upbit_engine_snapshot_latency_seconds_count 4
 upbit_engine_snapshot_latency_seconds_sum 1.25
+# HELP upbit_engine_backfills_total Trade backfills finished.
+# TYPE upbit_engine_backfills_total counter
+upbit_engine_backfills_total 73
+# HELP upbit_engine_backfills_incomplete_total Trade backfills that left part of a gap unfilled.
+# TYPE upbit_engine_backfills_incomplete_total counter
+upbit_engine_backfills_incomplete_total 79
+# HELP upbit_engine_backfill_trades_total Trades fetched by backfills.
+# TYPE upbit_engine_backfill_trades_total counter
+upbit_engine_backfill_trades_total 83
+# HELP upbit_engine_backfill_pages_total REST pages fetched by backfills.
+# TYPE upbit_engine_backfill_pages_total counter
+upbit_engine_backfill_pages_total 89
+# HELP upbit_engine_backfills_running Trade backfills running.
+# TYPE upbit_engine_backfills_running gauge
+upbit_engine_backfills_running 97
+# HELP upbit_engine_backfill_streams Subscribers' trade streams held for a backfill.
+# TYPE upbit_engine_backfill_streams gauge
+upbit_engine_backfill_streams 101
+# HELP upbit_engine_backfill_latency_seconds SNAPSHOT of a restored stream to its backfill's release.
+# TYPE upbit_engine_backfill_latency_seconds summary
+upbit_engine_backfill_latency_seconds_count 3
+upbit_engine_backfill_latency_seconds_sum 1.5
 # HELP upbit_engine_connect_latency_seconds Subscribe to first message.
 # TYPE upbit_engine_connect_latency_seconds summary
 upbit_engine_connect_latency_seconds_count 2

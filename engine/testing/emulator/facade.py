@@ -509,6 +509,15 @@ class Emulator:
         self._drift = drift
         self._feed.set_drift(drift)
 
+    def fail_rest(self, status: int | None = 500, *, group: str | None = None) -> None:
+        """Answer every REST request (of ``group``: ``trade``, ``candle``, ``market``...; None:
+        all) with ``status`` from now on; ``status=None`` ends it."""
+        if status is not None and not 400 <= status <= 599:
+            raise ValueError(f"fail_rest takes an HTTP error status (400-599), got {status!r}")
+        what = "ended" if status is None else f"{status} for {group or 'every group'}"
+        self.record("fault", None, f"REST failure {what}")
+        self._server.rest_failure = None if status is None else (status, group)
+
     def set_limits(self, enforce: bool) -> None:
         """Enforce Upbit's rate limits (the default) or relax them."""
         self.record("fault", None, f"limits {'enforced' if enforce else 'relaxed'}")

@@ -74,6 +74,8 @@ class Server:
         self._history = history
         self._nonces = NonceLedger()
         self._forced: _ForcedRejection | None = None
+        #: (status, group or None for every group) REST answers while set (Emulator.fail_rest).
+        self.rest_failure: tuple[int, str | None] | None = None
         self._listeners: list[trio.SocketListener] = []
         self._reserved: socket.socket | None = None
         self._pending: set[trio.SocketStream] = set()
@@ -221,6 +223,11 @@ class Server:
         per_minute = self.config.limits.rest_per_second * 60  # ``min`` is deprecated and fixed
         group = rest_group(request.path)
         now = trio.current_time()
+        failure = self.rest_failure
+        if failure is not None and failure[1] in (None, group):
+            self._record("fault", None, f"REST {request.path} answered {failure[0]} (fail_rest)")
+            body = _error_body(failure[0], "injected failure (Emulator.fail_rest)")
+            return await http.respond(failure[0], body)
         if self._limits_enforced():
             verdict = self._rest_guard.admit(peer[0], group, now)
             if not verdict.allowed:

@@ -446,3 +446,21 @@ def test_store_skips_replayed_trades_and_forgets_in_order() -> None:
     assert [t.sequential_id for t in history.trades(CODE)] == list(range(3500, 4001))
     assert history.trades("KRW-ETH") == ()
     assert [t.sequential_id for t in history.until(CODE, 4_510)] == list(range(3500, 3511))
+
+
+async def test_fail_rest_answers_an_error_for_a_group_until_ended(
+    autojump_clock: MockClock,
+) -> None:
+    async with emulator() as emu, httpx.AsyncClient(base_url=emu.rest_url) as http:
+        await trio.sleep(5)
+        emu.fail_rest(503, group="trade")
+        failed = await http.get("/v1/trades/ticks", params={"market": CODE})
+        assert failed.status_code == 503
+        assert failed.json()["error"]["name"] == 503
+        other = await http.get("/v1/market/all")
+        assert other.status_code == 200  # another group is not affected
+        emu.fail_rest(None)
+        assert await _ticks(http, count=5)
+        with pytest.raises(ValueError, match="400-599"):
+            emu.fail_rest(200)
+        assert any("REST failure" in event.detail for event in emu.history())
