@@ -44,5 +44,14 @@ class TradeWindow:
         if len(order) > self.limit:
             del ids[order.popleft()]
 
+    def add_new(self, sequential_id: int, recipients: tuple[str, ...]) -> None:
+        """:meth:`add` for an id known to be absent (the hot path checked): one lookup less."""
+        ids = self.ids
+        ids[sequential_id] = recipients
+        order = self.order
+        order.append(sequential_id)
+        if len(order) > self.limit:
+            del ids[order.popleft()]
+
     def __len__(self) -> int:
         return len(self.ids)

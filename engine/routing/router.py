@@ -383,7 +383,7 @@ class Router:
                         put(msg)
                     stream.broadcasts += 1
                     stream.last = msg
-                    window.add(sequential_id, stream.subscribers)
+                    window.add_new(sequential_id, stream.subscribers)
                     return len(stream.puts)
         elif mode == FAST_ALL:
             delivered = self._broadcast(stream, msg)
