@@ -248,16 +248,18 @@ def backfill_report(runs: BackfillRuns) -> str:
         for f in runs.fills
     ]
     rates = ", ".join(f"{code} {rate:g}/s" for code, rate in COMPLETENESS_RATES.items())
-    return f"""Command: `uv run python bench/recovery.py --only backfill` (virtual time on Trio's
-`MockClock`: protocol timing, deterministic for the seed {settings.seed}; {runs.wall:.0f} s wall,
-{runs.cpu:.0f} s CPU).
+    return f"""Virtual time on Trio's `MockClock`: protocol timing, deterministic for the seed
+{settings.seed} ({runs.wall:.0f} s wall, {runs.cpu:.0f} s CPU). REST round trips take no
+virtual time here: against Upbit add one round trip per page.
 
 **Trade completeness under random faults.** One trade subscriber on {rates}; for
 {settings.duration:g} virtual seconds the emulator drops every connection (abort or close 1001),
 restarts (down 0.5-8 s) or stalls the connection (3-20 s), one fault every 15-45 s (seeded).
 Per code, over the span the subscriber had it, the trades the emulator's market made against
 those delivered. "Reported" are missing trades inside a `Backfilled` event's `unfilled` ranges;
-"silent" are missing trades nothing reported (the promise is 0 with backfill on).
+"silent" are missing trades nothing reported (the promise is 0 with backfill on). "Backfills"
+counts fetches: after each reconnect one per code, and after each probed silence (a stall the
+connection survived) one per code too.
 
 {_HEADER}
 {chr(10).join(rows)}

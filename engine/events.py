@@ -102,9 +102,9 @@ class Gap:
     cause: str
     #: The pair codes affected (sorted; empty for account-wide private streams).
     codes: tuple[str, ...]
-    #: The codes whose missed trades the engine is fetching from Upbit's REST API (sorted): a
-    #: :class:`Backfilled` event follows for each, after its trades. Empty when backfill is off,
-    #: or nothing was known to have been delivered before the loss.
+    #: The codes whose missed trades (or candles) the engine is fetching from Upbit's REST API
+    #: (sorted): a :class:`Backfilled` event follows for each such stream, after what it
+    #: missed. Empty when backfill is off, or nothing was delivered before the loss.
     backfill: tuple[str, ...] = ()
     #: Wall-clock time (UTC) the engine emitted the event; ``None`` when built by hand.
     utc: datetime | None = attrs.field(default=None, eq=False, repr=False)
@@ -175,14 +175,16 @@ UNFILLED_REASONS: tuple[str, ...] = (
 
 @attrs.frozen(weakref_slot=False)
 class Backfilled:
-    """The trades of ``code`` missed in a :class:`Gap` were fetched and delivered.
+    """The trades (or candles) of ``code`` missed in a :class:`Gap` were fetched and delivered.
 
     The missed trades come right before this event, oldest first, each once, with
     ``stream_type == "BACKFILL"``; the stream's live trades follow it (de-duplicated against
     them). ``since_ms`` is the time of the last trade delivered before the gap, ``until_ms`` the
     time of the first one of the restored stream (epoch ms; ``None`` when none had come).
     ``unfilled`` lists what could not be filled, with reasons; it is empty when the hole was
-    closed completely.
+    closed completely. For a candle stream (``data_type`` ``"candle.*"``) the times are period
+    starts: the candles of the periods from the last one delivered (its final value) up to the
+    restored stream's first, oldest first; a period without trades has no candle.
     """
 
     type: ClassVar[str] = "backfilled"
@@ -197,12 +199,15 @@ class Backfilled:
     at: float
     #: REST pages the fetch took.
     pages: int = 0
+    #: The stream filled: ``"trade"``, or a candle type (``"candle.1m"``...), whose times are
+    #: period starts.
+    data_type: str = "trade"
     #: Wall-clock time (UTC) the engine emitted the event; ``None`` when built by hand.
     utc: datetime | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def complete(self) -> bool:
-        """Whether every missed trade was delivered."""
+        """Whether every missed trade (or candle period) was delivered."""
         return not self.unfilled
 
     def covers(self, trade_ms: int) -> bool:

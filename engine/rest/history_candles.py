@@ -12,7 +12,7 @@ a range older than that is reported uncovered (reason ``rest_window``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Final
 
@@ -110,17 +110,9 @@ def _iso_to(us: int) -> str:
 
 
 def _period_us(candle: Candle) -> int | None:
-    """The candle's period start (``candle_date_time_utc``, UTC without an offset)."""
-    text = candle.candle_date_time_utc
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return _epoch_us(moment)
+    """The candle's period start (``candle_date_time_utc``, UTC without an offset), in µs."""
+    start = candle.period_start_ms
+    return None if start is None else start * 1000
 
 
 @attrs.define

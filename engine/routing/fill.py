@@ -34,14 +34,18 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import UTC, datetime
+from typing import Any, TypeAlias
 
 import attrs
 
 from engine.events import Backfilled, Unfilled
-from engine.routing.index import TRADE, RouteIndex, Stream, Target
+from engine.routing.index import RouteIndex, Stream, Target
 from engine.routing.outages import Outage
 from engine.routing.table import RouteId
-from engine.wire.messages import Trade
+from engine.wire.messages import Candle, Trade
+
+Filled: TypeAlias = Trade | Candle
+"""What a backfill fetches and holds: trades, or candles (one per period)."""
 
 __all__ = (
     "BackfillJob",
@@ -50,16 +54,20 @@ __all__ = (
     "abandon",
     "add_job",
     "arm",
+    "arm_silence",
     "armed_count",
     "complete",
+    "divert_held",
     "drain",
     "drain_job",
     "fold_held",
     "hold_limit",
     "job_done",
+    "new_job",
     "open_fill",
     "since_of",
     "since_on_loss",
+    "time_of",
 )
 
 #: The mark backfilled trades carry in ``stream_type``.
@@ -68,8 +76,10 @@ BACKFILL = "BACKFILL"
 
 @attrs.frozen
 class BackfillJob:
-    """Fetch the trades of ``code`` with ``since_ms <= trade time <= until_ms`` (epoch ms) for
-    ``routes``, all reading one stream of ``ticket``; ``until_ms`` ``None``: up to now."""
+    """Fetch what ``routes`` (all reading one stream of ``ticket``) missed: for ``trade``, the
+    trades of ``code`` with ``since_ms <= trade time <= until_ms``; for a candle type, the
+    candles whose period starts in ``[since_ms, until_ms)`` (epoch ms). ``until_ms`` ``None``: up
+    to now."""
 
     id: int
     ticket: str
@@ -77,13 +87,15 @@ class BackfillJob:
     since_ms: int
     until_ms: int | None
     routes: tuple[RouteId, ...]
+    data_type: str = "trade"
 
 
 @attrs.frozen
 class BackfillResult:
-    """What a job brought: the trades found (any order), what it could not cover, its pages."""
+    """What a job brought: the trades or candles found (any order), what it could not cover,
+    its REST pages."""
 
-    trades: tuple[Trade, ...] = ()
+    items: tuple[Filled, ...] = ()
     unfilled: tuple[Unfilled, ...] = ()
     pages: int = 0
 
@@ -94,12 +106,19 @@ def hold_limit(target: Target) -> int:
     return max(1, target.buffer.max_size // 2)
 
 
-def _ms(trade: Trade) -> int:
-    return trade.trade_timestamp or 0
+def time_of(item: Filled) -> int | None:
+    """A trade's time, or a candle's period start (epoch ms); ``None`` if it carries none."""
+    if type(item) is Trade:
+        return item.trade_timestamp
+    return item.period_start_ms  # type: ignore[union-attr]
 
 
-def _order(trade: Trade) -> tuple[int, int]:
-    return (_ms(trade), trade.sequential_id)
+def _ms(item: Filled) -> int:
+    return time_of(item) or 0
+
+
+def _order(item: Filled) -> tuple[int, int]:
+    return (_ms(item), item.sequential_id if type(item) is Trade else 0)
 
 
 class Fill:
@@ -114,6 +133,7 @@ class Fill:
         "pages",
         "paused",
         "position",
+        "released",
         "since_ms",
         "sorted",
         "unfilled",
@@ -127,12 +147,14 @@ class Fill:
         self.until_ms: int | None = None
         #: Job id -> the range it fetches, while it runs.
         self.jobs: dict[int, tuple[int, int | None]] = {}
-        self.fetched: list[Trade] = []
+        self.fetched: list[Filled] = []
         #: ``fetched[:position]`` were delivered (or given up); the rest is sorted once
         #: ``sorted`` is True.
         self.position = 0
         self.sorted = True
-        self.held: deque[Trade] = deque()
+        #: Trade ids this fill delivered (de-duplication beyond the bounded trade window).
+        self.released: set[int] = set()
+        self.held: deque[Filled] = deque()
         self.unfilled: list[Unfilled] = []
         #: Oldest and newest time of the held trades dropped for room, if any.
         self.dropped: tuple[int, int] | None = None
@@ -142,9 +164,13 @@ class Fill:
         #: (the subscriber has its Interrupted; older trades may not follow it).
         self.paused = False
 
-    def hold(self, trade: Trade, limit: int) -> None:
-        """Hold a live trade until the fill is released (the oldest goes beyond ``limit``)."""
+    def hold(self, trade: Filled, limit: int) -> None:
+        """Hold a live trade (or candle) until the fill is released (the oldest goes beyond
+        ``limit``). A candle replaces a held one of its period: only the latest counts."""
         held = self.held
+        if held and type(trade) is Candle and _ms(held[-1]) == _ms(trade):
+            held[-1] = trade
+            return
         held.append(trade)
         if len(held) > limit:
             lost = _ms(held.popleft())
@@ -174,25 +200,37 @@ def since_of(stream: Stream, target: Target) -> int | None:
     fill: Fill | None = target.fill
     if fill is not None:
         return fill.newest_ms()
-    last: Trade | None = stream.last
+    last: Filled | None = stream.last
     if target.waiting or last is None:
         return None
-    return last.trade_timestamp
+    return time_of(last)
 
 
-def since_on_loss(index: RouteIndex, ticket: str) -> dict[tuple[str, str], int]:
-    """``ticket``'s connection is lost: where each of its trade routes to backfill starts,
-    by (subscription, code); what a fill in progress held joins its fetched trades."""
-    since: dict[tuple[str, str], int] = {}
+def since_on_loss(index: RouteIndex, ticket: str) -> dict[tuple[str, str, str], int]:
+    """``ticket``'s connection is lost: where each of its trade and candle routes to backfill
+    starts, by (subscription, type, code); what a fill in progress held joins its fetched
+    items."""
+    since: dict[tuple[str, str, str], int] = {}
     for stream in index.by_ticket.get(ticket, {}).values():
-        if stream.kind != TRADE:
+        if not stream.fillable:
             continue
         for target in stream.targets:
             at = since_of(stream, target)
             fold_held(target)
             if at is not None:
-                since[(target.subscriber, target.key.code)] = at
+                key = target.key
+                since[(target.subscriber, key.data_type, key.code)] = at
+                _remember_seen(stream, target)
     return since
+
+
+def _remember_seen(stream: Stream, target: Target) -> None:
+    """Keep the trade ids ``target``'s subscriber had: other routes' releases may push them out
+    of the bounded window before this route's fill releases."""
+    window, subscriber = stream.window, target.subscriber
+    if window is not None:
+        mine = (sid for sid, subs in window.ids.items() if subscriber in subs)
+        target.fill_seen = target.fill_seen.union(mine)
 
 
 def arm(
@@ -202,12 +240,12 @@ def arm(
     its streams went when ``None``): the codes armed, for its Gap."""
     armed: list[str] = []
     tickets = [ticket] if ticket is not None else list(index.by_ticket)
-    for code in codes:
-        since = outage.since.pop((sub, code), None)
-        if since is None:
-            continue
+    wanted = set(codes)
+    for sub_type_code in [key for key in outage.since if key[0] == sub and key[2] in wanted]:
+        since = outage.since.pop(sub_type_code)
+        _, data_type, code = sub_type_code
         for name in tickets:
-            stream = index.streams.get((name, "trade", code))
+            stream = index.streams.get((name, data_type, code))
             for target in () if stream is None else stream.targets:
                 if target.subscriber != sub or target.buffer.closed:
                     continue
@@ -216,10 +254,24 @@ def arm(
                 known = target.fill_since
                 target.fill_since = since if known is None else min(known, since)
                 armed.append(code)
-    return tuple(dict.fromkeys(armed))
+    return tuple(sorted(set(armed)))
 
 
-def open_fill(stream: Stream, target: Target, held: list[Trade]) -> int | None:
+def arm_silence(index: RouteIndex, ticket: str) -> None:
+    """Arm ``ticket``'s trade and candle routes that stream live (not waiting, not filling) to
+    fetch from their last item; the next item opens the fill (the router's general path)."""
+    for stream in index.by_ticket.get(ticket, {}).values():
+        if not stream.fillable:
+            continue
+        for target in stream.targets:
+            if target.waiting or target.fill is not None or target.fill_since is not None:
+                continue
+            target.fill_since = since_of(stream, target)
+            _remember_seen(stream, target)
+        stream.count_fills()
+
+
+def open_fill(stream: Stream, target: Target, held: list[Filled]) -> int | None:
     """``target``'s wait ended: hold ``held`` (the SNAPSHOT, or what the wait held back) in its
     fill, opened if need be. Returns the ``since`` a new job must fetch from, if armed."""
     since = target.fill_since
@@ -229,11 +281,26 @@ def open_fill(stream: Stream, target: Target, held: list[Trade]) -> int | None:
             return None
         fill = target.fill = Fill(since)
         stream.count_fills()
-    target.fill_since = None
+    fill.released.update(target.fill_seen)
+    target.fill_since, target.fill_seen = None, frozenset()
     limit = hold_limit(target)
     for trade in held:
         fill.hold(trade, limit)
     return since
+
+
+def divert_held(
+    stream: Stream, target: Target, held: list[Any]
+) -> tuple[bool, int | None, int | None]:
+    """A wait ran out without a SNAPSHOT: an armed or filling route holds what the wait held
+    back, to fetch from its last item up to the oldest held (or now). Returns whether it took
+    ``held``, and the ``since`` and ``until`` of the job to ask for (``since`` None: none)."""
+    if not stream.fillable or (target.fill is None and target.fill_since is None):
+        return False, None, None
+    items = [msg for msg in held if isinstance(msg, Trade | Candle)]
+    since = open_fill(stream, target, items)
+    until = min((t for t in map(time_of, items) if t is not None), default=None)
+    return True, since, until
 
 
 def add_job(target: Target, job: BackfillJob) -> None:
@@ -244,6 +311,26 @@ def add_job(target: Target, job: BackfillJob) -> None:
     fill.paused = False
     if job.until_ms is not None:
         fill.until_ms = max(fill.until_ms or 0, job.until_ms)
+
+
+def new_job(
+    job_id: int, stream: Stream, filling: list[tuple[Target, int]], until: int | None
+) -> BackfillJob:
+    """The job that fetches for ``filling`` (routes of ``stream`` and where each starts), up to
+    ``until``; each route's fill now waits for it."""
+    targets = [target for target, _ in filling]
+    job = BackfillJob(
+        job_id,
+        stream.ticket,
+        targets[0].key.code,
+        min(since for _, since in filling),
+        until,
+        tuple(target.route_id for target in targets),
+        stream.data_type,
+    )
+    for target in targets:
+        add_job(target, job)
+    return job
 
 
 def fold_held(target: Target) -> None:
@@ -265,24 +352,27 @@ def complete(target: Target, job_id: int, result: BackfillResult) -> bool:
     fill = target.fill
     if fill is None or fill.jobs.pop(job_id, None) is None:
         return False
-    fill.fetched.extend(result.trades)
+    fill.fetched.extend(result.items)
     fill.unfilled.extend(result.unfilled)
     fill.pages += result.pages
     fill.sorted = False
     return not fill.jobs
 
 
-def _deliver(stream: Stream, target: Target, trade: Trade) -> bool:
-    """Put ``trade`` into ``target``'s buffer unless its subscriber had it; True if put."""
+def _deliver(stream: Stream, target: Target, trade: Filled, released: set[int]) -> bool:
+    """Put ``trade`` into ``target``'s buffer unless its subscriber had it (trades: the window,
+    or ``released``, the ids this fill delivered: a long backfill outgrows the bounded window,
+    and the held trades that follow overlap its newest); True if put."""
     window = stream.window
-    sequential_id = trade.sequential_id
-    subscriber = target.subscriber
-    if window is not None:
+    if window is not None and type(trade) is Trade:
+        sequential_id = trade.sequential_id
+        subscriber = target.subscriber
         seen = window.ids.get(sequential_id)
-        if seen is not None and subscriber in seen:
+        if sequential_id in released or (seen is not None and subscriber in seen):
             target.buffer.count_duplicate()
             return False
         window.add(sequential_id, (subscriber,))
+        released.add(sequential_id)
     target.put(trade)
     target.delivered += 1
     last = stream.last
@@ -300,7 +390,13 @@ def drain(stream: Stream, target: Target, *, at: float, give_up: bool) -> bool:
     if fill.jobs or (fill.paused and not give_up):
         return False
     if not fill.sorted:
-        pending = [trade for trade in fill.fetched[fill.position :] if _ms(trade) >= fill.since_ms]
+        # Candles: the SNAPSHOT's period (``until``) is held, so it is not delivered twice.
+        until = fill.until_ms if stream.window is None and fill.until_ms is not None else None
+        pending = [
+            item
+            for item in fill.fetched[fill.position :]
+            if _ms(item) >= fill.since_ms and (until is None or _ms(item) < until)
+        ]
         pending.sort(key=_order)
         fill.fetched[fill.position :] = pending
         fill.sorted = True
@@ -310,7 +406,7 @@ def drain(stream: Stream, target: Target, *, at: float, give_up: bool) -> bool:
     while fill.position < len(fetched) and room > 0:
         trade = fetched[fill.position]
         fill.position += 1
-        if _deliver(stream, target, attrs.evolve(trade, stream_type=BACKFILL)):
+        if _deliver(stream, target, attrs.evolve(trade, stream_type=BACKFILL), fill.released):
             fill.delivered += 1
             room -= 1
     if fill.position < len(fetched):
@@ -343,12 +439,13 @@ def _finish(stream: Stream, target: Target, fill: Fill, at: float) -> None:
             tuple(unfilled),
             at,
             fill.pages,
+            key.data_type,
             utc=datetime.now(UTC),
         )
     )
     target.fill = None
     for trade in fill.held:
-        _deliver(stream, target, trade)
+        _deliver(stream, target, trade, fill.released)
     stream.count_fills()
 
 
@@ -374,7 +471,7 @@ def abandon(stream: Stream, target: Target, *, at: float) -> None:
 
 
 def _fills(index: RouteIndex, job: BackfillJob) -> list[tuple[Stream, Target]]:
-    stream = index.streams.get((job.ticket, "trade", job.code))
+    stream = index.streams.get((job.ticket, job.data_type, job.code))
     if stream is None:
         return []
     return [
@@ -405,11 +502,12 @@ def drain_job(index: RouteIndex, job: BackfillJob, *, at: float, give_up: bool) 
 
 
 def armed_count(index: RouteIndex) -> int:
-    """Trade routes armed for a backfill whose job has not been asked for (no SNAPSHOT yet)."""
+    """Routes armed for a backfill at a reconnect whose SNAPSHOT has not come yet (routes armed
+    by a silence wait for a trade that may not come, and are not counted)."""
     return sum(
         1
         for stream in index.streams.values()
-        if stream.kind == TRADE
+        if stream.fillable
         for target in stream.targets
-        if target.fill_since is not None
+        if target.fill_since is not None and target.waiting
     )

@@ -38,6 +38,7 @@ from engine.routing.table import Route, RouteId, RoutingTable, StreamIndex
 __all__ = (
     "BOOK",
     "FAST_ALL",
+    "FAST_CANDLE",
     "FAST_REALTIME",
     "FAST_TRADE",
     "HOLD_LIMIT",
@@ -66,6 +67,7 @@ SLOW: Final = 0
 FAST_REALTIME: Final = 1  # REALTIME frames go to every route
 FAST_ALL: Final = 2  # every frame goes to every route
 FAST_TRADE: Final = 3  # REALTIME trades with an unseen id go to every route
+FAST_CANDLE: Final = 4  # FAST_REALTIME, remembering the last candle (for backfill)
 
 
 def kind_of(data_type: str) -> int:
@@ -86,6 +88,7 @@ class Target:
         "buffer",
         "delivered",
         "fill",
+        "fill_seen",
         "fill_since",
         "held",
         "held_back",
@@ -121,6 +124,8 @@ class Target:
         #: Trade backfill (engine.routing.fill): the time to fetch from once the restored stream's
         #: SNAPSHOT comes (armed), and the fill in progress (a ``Fill``), holding live trades.
         self.fill_since: int | None = None
+        #: The trade ids its subscriber had when it was armed (the window may forget them).
+        self.fill_seen: frozenset[int] = frozenset()
         self.fill: Any = None
         # Deliveries on the general path; fast-path ones are the stream's ``broadcasts``.
         self.delivered = 0
@@ -146,15 +151,15 @@ class Target:
 
     def wait_state(self) -> WaitState:
         """What a new version of this route takes over: its wait and its backfill."""
-        return self.sent_at, self.held, self.fill_since, self.fill
+        return self.sent_at, self.held, self.fill_since, self.fill, self.fill_seen
 
     def resume_wait(self, state: WaitState | None) -> None:
         """Take over ``state`` from :meth:`wait_state` of this route's previous version."""
         if state is not None:
-            self.sent_at, self.held, self.fill_since, self.fill = state
+            self.sent_at, self.held, self.fill_since, self.fill, self.fill_seen = state
 
 
-WaitState = tuple[float | None, list[Any] | None, int | None, Any]
+WaitState = tuple[float | None, list[Any] | None, int | None, Any, frozenset[int]]
 """A route's wait and backfill as a new version of it takes them over."""
 
 
@@ -164,6 +169,7 @@ class Stream:
     __slots__ = (
         "broadcasts",
         "data_type",
+        "fillable",
         "filling",
         "frames",
         "kind",
@@ -182,10 +188,12 @@ class Stream:
     ) -> None:
         self.ticket, self.data_type, _ = index
         self.kind = kind_of(self.data_type)
+        #: Trade and candle streams can be backfilled after a gap (engine.routing.fill).
+        self.fillable = self.kind == TRADE or self.data_type.startswith("candle.")
         self.window = window
         self.broadcasts = 0  # frames delivered to every route on a fast path
         self.frames = 0  # frames through the general path
-        #: The newest trade delivered (trade streams): where a backfill would start.
+        #: The newest trade (candle) delivered: where a backfill would start.
         self.last: Any = None
         #: Routes with a backfill in progress (their trades are held: the general path).
         self.filling = 0
@@ -206,8 +214,10 @@ class Stream:
         self.count_fills()
 
     def count_fills(self) -> None:
-        """Recount the routes with a backfill in progress, and refresh the mode."""
-        self.filling = sum(1 for target in self.targets if target.fill is not None)
+        """Recount the routes with a backfill armed or in progress, and refresh the mode."""
+        self.filling = sum(
+            1 for target in self.targets if target.fill is not None or target.fill_since is not None
+        )
         self.refresh()
 
     def refresh(self) -> None:
@@ -218,7 +228,7 @@ class Stream:
         elif self.waiting or self.filling:
             self.mode = SLOW
         elif kind == STATE:
-            self.mode = FAST_REALTIME
+            self.mode = FAST_CANDLE if self.fillable else FAST_REALTIME
         elif kind == TRADE:
             self.mode = FAST_TRADE
         else:
@@ -442,7 +452,7 @@ class RouteIndex:
             filling.pop(route_id, None)
             state = carried.get(route_id)
             if state is not None and not (wait and before is not None and before[0]):
-                state = (None, None, state[2], state[3])  # only a wait that carries over
+                state = (None, None, *state[2:])  # only a wait that carries over
             target.resume_wait(state)
             joined.setdefault(route.index, []).append(target)
             self._count_in(route)

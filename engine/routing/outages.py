@@ -63,9 +63,9 @@ class Outage:
     #: subscription id -> when its outage began, for subscribers that joined the ticket while
     #: it was down (the others share ``start``)
     starts: dict[str, float] = attrs.Factory(dict)
-    #: (subscription id, code) -> the last trade time delivered before the loss, for trade
-    #: routes to backfill (engine.routing.fill)
-    since: dict[tuple[str, str], int] = attrs.Factory(dict)
+    #: (subscription id, type, code) -> the last trade time (or candle period) delivered
+    #: before the loss, for trade and candle routes to backfill (engine.routing.fill)
+    since: dict[tuple[str, str, str], int] = attrs.Factory(dict)
 
     def start_of(self, sub: str) -> float:
         return self.starts.get(sub, self.start)

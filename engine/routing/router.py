@@ -58,18 +58,21 @@ from engine.routing.fill import (
     BackfillJob,
     BackfillResult,
     abandon,
-    add_job,
     arm,
+    arm_silence,
     armed_count,
+    divert_held,
     drain_job,
-    hold_limit,
     job_done,
+    new_job,
     open_fill,
     since_on_loss,
+    time_of,
 )
 from engine.routing.index import (
     BOOK,
     FAST_ALL,
+    FAST_CANDLE,
     FAST_REALTIME,
     FAST_TRADE,
     RouteIndex,
@@ -97,7 +100,7 @@ from engine.routing.stats import (
 from engine.routing.table import Route, RouteId, RoutingTable, StreamIndex
 from engine.routing.waits import expire, mark_sent, next_deadline, rearm, stop_waiting
 from engine.wire.book_rows import trim_rows
-from engine.wire.messages import Message, MyAsset, Trade
+from engine.wire.messages import Message, MyAsset
 
 __all__ = (
     "BackfillCallback",
@@ -385,6 +388,13 @@ class Router:
                     stream.last = msg
                     window.add_new(sequential_id, stream.subscribers)
                     return len(stream.puts)
+        elif mode == FAST_CANDLE:
+            if msg.stream_type == "REALTIME":
+                for put in stream.puts:
+                    put(msg)
+                stream.broadcasts += 1
+                stream.last = msg
+                return len(stream.puts)
         elif mode == FAST_ALL:
             delivered = self._broadcast(stream, msg)
             if data_type == "myOrder" and code:
@@ -437,13 +447,6 @@ class Router:
                 stream.waiting -= 1
                 self._waiting.discard(target.route_id)
                 satisfied.append(target)
-                if window is not None and (target.fill is not None or target.fill_since):
-                    # Restored after a gap: held until the missed trades are fetched.
-                    since = open_fill(stream, target, [msg])  # type: ignore[list-item]
-                    state.backfill_held += 1
-                    if since is not None:
-                        filling.append((target, since))
-                    continue
             elif target.waiting:
                 target.held_back += 1
                 state.held_back += 1
@@ -452,9 +455,13 @@ class Router:
                     # Not counted as trimmed or short: it is not delivered (yet).
                     target.hold(self._view(msg, rows, target, trimmed, None), window is not None)
                 continue
-            elif target.fill is not None:
-                target.fill.hold(msg, hold_limit(target))  # de-duplicated on release
+            if stream.fillable and (target.fill or target.fill_since is not None):
+                # Held while a backfill runs; opened by a restored stream's SNAPSHOT or the
+                # first item after a silence (check_silence). De-duplicated on release.
+                since = open_fill(stream, target, [msg])  # type: ignore[list-item]
                 state.backfill_held += 1
+                if since is not None:
+                    filling.append((target, since))
                 continue
             if seen is not None and target.subscriber in seen:
                 target.buffer.count_duplicate()
@@ -467,11 +474,12 @@ class Router:
             state.unrouted += 1
         elif snapshot and not satisfied:
             state.unwanted_snapshots += 1
-        if window is not None and got:
-            window.add(sequential_id, tuple(got))
+        if got:
+            if window is not None:
+                window.add(sequential_id, tuple(got))
             stream.last = msg
         if filling:
-            self._ask_backfill(stream, filling, msg.trade_timestamp)  # type: ignore[union-attr]
+            self._ask_backfill(stream, filling, time_of(msg))  # type: ignore[arg-type]
         if satisfied:
             stream.refresh()
             callback = self._on_snapshot
@@ -538,33 +546,15 @@ class Router:
     def _ask_backfill(
         self, stream: Stream, filling: list[tuple[Target, int]], until: int | None
     ) -> None:
-        callback = self._on_backfill
-        if callback is None:
-            return
-        targets = [target for target, _ in filling]
-        job = BackfillJob(
-            next(self._job_ids),
-            stream.ticket,
-            targets[0].key.code,
-            min(since for _, since in filling),
-            until,
-            tuple(target.route_id for target in targets),
-        )
-        for target in targets:
-            add_job(target, job)
-        callback(job)
+        if self._on_backfill is not None:
+            self._on_backfill(new_job(next(self._job_ids), stream, filling, until))
 
     def _divert(self, stream: Stream, target: Target, held: list[Message]) -> bool:
-        """A wait ran out without a SNAPSHOT: an armed or filling trade route holds what the wait
-        held back and fetches from its last trade (``until``: the oldest held, or now)."""
-        if stream.window is None or (target.fill is None and target.fill_since is None):
-            return False
-        trades = [msg for msg in held if isinstance(msg, Trade)]
-        since = open_fill(stream, target, trades)
+        """A wait ran out without a SNAPSHOT: see ``fill.divert_held``."""
+        diverted, since, until = divert_held(stream, target, held)
         if since is not None:
-            until = min((t.trade_timestamp for t in trades if t.trade_timestamp), default=None)
             self._ask_backfill(stream, [(target, since)], until)
-        return True
+        return diverted
 
     def backfill_done(self, job: BackfillJob, result: BackfillResult, *, at: float) -> bool:
         """``job`` fetched ``result``: its routes with no other job running release their trades
@@ -575,6 +565,11 @@ class Router:
         """Release more of ``job``'s fetched trades; ``give_up`` (its deadline passed): deliver
         what fits and report the rest unfilled. True if some still wait for room."""
         return drain_job(self._index, job, at=at, give_up=give_up)
+
+    def check_silence(self, ticket: str) -> None:
+        """``ticket`` went silent and may have lost frames while staying up: its trade and candle
+        routes fetch what came between their last item and the next (``fill.arm_silence``)."""
+        arm_silence(self._index, ticket)
 
     def backfills_armed(self) -> int:
         """Trade routes armed for a backfill whose fetch has not been asked for yet."""

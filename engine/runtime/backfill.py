@@ -1,4 +1,4 @@
-"""The backfill service: fetches the trades a restored trade stream missed, for the router.
+"""The backfill service: fetches what a restored trade or candle stream missed, for the router.
 
 Theory of operation
 -------------------
@@ -11,7 +11,9 @@ the engine's one :class:`~engine.rest.QuotationClient`, so backfills and the use
 calls share Upbit's per-second budget and its 429/418 state:
 
 - the trades from ``since`` to ``until`` are fetched with
-  :func:`~engine.rest.history_trades.fetch_trades` (paged, at most ``backfill_max_pages``),
+  :func:`~engine.rest.history_trades.fetch_trades` (the candles of the periods from ``since`` up
+  to ``until`` with :func:`~engine.rest.history_candles.fetch_candles`; paged, at most
+  ``backfill_max_pages``),
   with the exchange's own clock (``until``, a trade time) as "now", so a host clock that is off
   does not move the UTC day REST is asked about;
 - whatever happens (an error, the ``backfill_timeout`` deadline from the fetch's start, the
@@ -39,7 +41,8 @@ from engine.config import EngineConfig
 from engine.errors import UpbitEngineError
 from engine.events import Unfilled
 from engine.observability.records import MetricsRecorder
-from engine.rest.history import Coverage
+from engine.rest.history import Coverage, HistoryResult
+from engine.rest.history_candles import fetch_candles
 from engine.rest.history_trades import fetch_trades
 from engine.rest.quotation import QuotationClient
 from engine.routing.fill import BackfillJob, BackfillResult
@@ -156,7 +159,8 @@ class BackfillService:
                 result = await self._fetch(job, deadline)
             answered = True
             waiting = router.backfill_done(job, result, at=trio.current_time())
-            metrics.backfill_trades += len(result.trades)
+            if job.data_type == "trade":
+                metrics.backfill_trades += len(result.items)
             metrics.backfill_pages += result.pages
             if result.unfilled:
                 metrics.backfills_incomplete += 1
@@ -179,20 +183,31 @@ class BackfillService:
             router.drain_backfill(job, at=at, give_up=True)
 
     async def _fetch(self, job: BackfillJob, deadline: float) -> BackfillResult:
-        """The trades of ``job`` (a result whatever happens, by ``deadline``)."""
+        """The trades (candles) of ``job`` (a result whatever happens, by ``deadline``)."""
         end_ms = _end_ms(job)
+        if end_ms is not None and end_ms <= job.since_ms:
+            return BackfillResult()  # a candle stream back within the period it left
         # The exchange's clock where known (a trade time), so "today" is Upbit's UTC day.
         now = max(datetime.now(UTC) if end_ms is None else _at(end_ms), _at(job.since_ms + 1))
+        start, pages = _at(job.since_ms), self._config.backfill_max_pages
+        history: HistoryResult[Any]
         with trio.move_on_at(deadline):
             try:
-                history = await fetch_trades(
-                    self._quotation,
-                    job.code,
-                    start=_at(job.since_ms),
-                    end=now,
-                    max_pages=self._config.backfill_max_pages,
-                    now=now,
-                )
+                if job.data_type == "trade":
+                    history = await fetch_trades(
+                        self._quotation, job.code, start=start, end=now, max_pages=pages, now=now
+                    )
+                else:
+                    unit = job.data_type.removeprefix("candle.")
+                    history = await fetch_candles(
+                        self._quotation,
+                        job.code,
+                        unit,
+                        start=start,
+                        end=now,
+                        max_pages=pages,
+                        now=now,
+                    )
             except UpbitEngineError:
                 return BackfillResult(unfilled=(Unfilled(job.since_ms, end_ms, "rest_error"),))
             return BackfillResult(history.items, _unfilled(history.coverage), history.pages)
@@ -200,5 +215,8 @@ class BackfillService:
 
 
 def _end_ms(job: BackfillJob) -> int | None:
-    """The end (exclusive) of what ``job`` fetches: just after ``until`` (``None``: now)."""
-    return None if job.until_ms is None else job.until_ms + 1
+    """The end (exclusive) of what ``job`` fetches (``None``: now): just after ``until`` for
+    trades, ``until`` itself for candles (the restored stream's first period is held)."""
+    if job.until_ms is None:
+        return None
+    return job.until_ms + 1 if job.data_type == "trade" else job.until_ms

@@ -192,6 +192,13 @@ class EngineCore:
 
     # -- callbacks from the hot path -------------------------------------------------------------
 
+    def stall_probed(self, ticket: str) -> None:
+        """A busy ``ticket`` went silent and is being probed: count it, and have its trade and
+        candle streams checked against REST once data resumes (a server that stops sending
+        loses frames without losing the connection)."""
+        self.metrics.count_stall_probe()
+        self.router.check_silence(ticket)
+
     def _on_backfill(self, job: BackfillJob) -> None:
         # Called synchronously from Router.route: only queued here.
         self.backfill.submit(job)

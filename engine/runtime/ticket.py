@@ -592,7 +592,7 @@ class _RealtimeTicket:
                 runtime,
                 check_interval=STALL_CHECK_INTERVAL,
                 pong_within=config.stall_probe_timeout,
-                on_probe=metrics.count_stall_probe,
+                on_probe=lambda: self.core.stall_probed(self.name),
             )
         except ConnectionFailedError:
             metrics.stalls += 1

@@ -34,6 +34,7 @@ build them faster (see ``engine.wire._decode_models._maker``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final, Literal, TypeAlias
 
@@ -255,6 +256,21 @@ class Candle:
     timestamp: int | None = None
     stream_type: str = "REALTIME"
     extra: Mapping[str, Any] = _extra_field()
+
+    @property
+    def period_start_ms(self) -> int | None:
+        """The period start, ``candle_date_time_utc`` as epoch ms (a time without an offset is
+        UTC, as Upbit sends it); ``None`` if absent or unreadable."""
+        text = self.candle_date_time_utc
+        if text is None:
+            return None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
 
 
 @attrs.frozen(weakref_slot=False)

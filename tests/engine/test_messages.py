@@ -233,3 +233,16 @@ def test_models_survive_pickle_and_deepcopy(frame: str) -> None:
 def test_status_up_instances_are_all_equal() -> None:
     assert messages.StatusUp() == messages.StatusUp()
     assert len({messages.StatusUp(), messages.StatusUp()}) == 1
+
+
+def test_a_candle_knows_its_period_start() -> None:
+    from engine.wire.messages import Candle
+
+    candle = Candle(type="candle.1m", code="KRW-BTC", candle_date_time_utc="2026-01-01T00:01:00")
+    assert candle.period_start_ms == 1_767_225_660_000  # no offset: UTC, as Upbit sends it
+    with_offset = Candle(
+        type="candle.1m", code="X", candle_date_time_utc="2026-01-01T09:01:00+09:00"
+    )
+    assert with_offset.period_start_ms == candle.period_start_ms
+    assert Candle(type="candle.1m", code="X").period_start_ms is None
+    assert Candle(type="candle.1m", code="X", candle_date_time_utc="soon").period_start_ms is None

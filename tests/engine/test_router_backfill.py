@@ -4,13 +4,15 @@ reports of the release. (The test trades' ``trade_timestamp`` equals their ``seq
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import attrs
 
 from engine.events import Backfilled, Gap, SnapshotMissing
 from engine.routing.fill import BackfillJob, BackfillResult
 from engine.routing.router import Router, RoutingTable, StreamItem, SubscriberBuffer
-from engine.wire.messages import Trade
-from tests.engine.test_router_support import SNAP, drain, route, trade
+from engine.wire.messages import Candle, Trade
+from tests.engine.test_router_support import SNAP, candle, drain, route, trade
 
 T = "realtime-0"
 U = "realtime-1"
@@ -248,3 +250,71 @@ def test_a_loss_while_releasing_pauses_the_release_until_the_next_job() -> None:
     ids = [i.sequential_id for i in released if isinstance(i, Trade)]
     assert ids == [*range(101, 141), 1000, 1500, 2000]
     assert [i.type for i in released if not isinstance(i, Trade)] == ["gap", "backfilled"]
+
+
+# -- candles -----------------------------------------------------------------------------------
+
+
+def _candle(minute: int, price: float = 100.0, stream: str = "REALTIME") -> Candle:
+    stamp = f"2026-01-01T00:{minute:02d}:00"
+    return attrs.evolve(
+        candle(price=price, stream=stream), candle_date_time_utc=stamp, candle_date_time_kst=stamp
+    )
+
+
+def _minute_ms(minute: int) -> int:
+    return int(datetime(2026, 1, 1, 0, minute, tzinfo=UTC).timestamp() * 1000)
+
+
+def test_a_candle_stream_gets_the_periods_it_missed_then_its_live_candle() -> None:
+    jobs = Jobs()
+    a = SubscriberBuffer("a", backfill=True)
+    router = Router(on_backfill=jobs)
+    router.publish(RoutingTable([route(T, "candle.1m", CODE, a)]))
+    router.ticket_connected(T, 1, at=0.0)
+    router.route(T, 1, _candle(1, stream=SNAP))
+    router.route(T, 1, _candle(2, 101.0))
+    drain(a)
+    _outage(router, 1)
+    assert [i.backfill for i in drain(a) if isinstance(i, Gap)] == [(CODE,)]
+    router.route(T, 2, _candle(6, 105.0, stream=SNAP))
+    router.route(T, 2, _candle(6, 106.0))  # held, and replaces the held SNAPSHOT's value
+    router.route(T, 2, _candle(7, 107.0))
+    assert drain(a) == []
+    assert [(j.data_type, j.since_ms, j.until_ms) for j in jobs] == [
+        ("candle.1m", _minute_ms(2), _minute_ms(6))
+    ]
+    fetched = (_candle(m, 100.0 + m, stream="REST") for m in (1, 2, 3, 5, 6))
+    router.backfill_done(jobs[0], BackfillResult(tuple(fetched), (), 1), at=20.0)
+    items = drain(a)
+    shown = [
+        (i.candle_date_time_utc[14:16], i.stream_type[0]) if isinstance(i, Candle) else i.type
+        for i in items
+    ]
+    # The last period delivered (its final value), the missed ones, then the live ones.
+    assert shown == [("02", "B"), ("03", "B"), ("05", "B"), "backfilled", ("06", "R"), ("07", "R")]
+    done = items[3]
+    assert isinstance(done, Backfilled)
+    assert (done.data_type, done.delivered, done.complete) == ("candle.1m", 3, True)
+    router.route(T, 2, _candle(8, 108.0))  # live again, on the fast path
+    assert [i.candle_date_time_utc for i in drain(a)] == ["2026-01-01T00:08:00"]
+
+
+def test_a_backfill_longer_than_the_trade_window_delivers_each_trade_once() -> None:
+    jobs = Jobs()
+    a, b = SubscriberBuffer("a", max_size=4096, backfill=True), SubscriberBuffer("b", backfill=True)
+    router = Router(on_backfill=jobs, dedupe_window=8)
+    router.publish(RoutingTable([route(T, "trade", CODE, a), route(T, "trade", CODE, b)]))
+    router.ticket_connected(T, 1, at=0.0)
+    _live(router, 1, 100, first=SNAP)
+    drain(a)
+    drain(b)
+    _outage(router, 1)
+    _live(router, 2, 400, 400, 401, first=SNAP)  # the SNAPSHOT's trade again, live
+    while router.backfill_done(jobs[0], _rest(*range(100, 401)), at=20.0) or router.drain_backfill(
+        jobs[0], at=21.0
+    ):
+        pass
+    for buffer in (a, b):
+        ids = [i.sequential_id for i in drain(buffer) if isinstance(i, Trade)]
+        assert ids == list(range(101, 402)), buffer.subscription_id
