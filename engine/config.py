@@ -208,6 +208,18 @@ def _choice(choices: tuple[str, ...]) -> _Validator:
     return check
 
 
+def _optional_port(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        _fail(attribute, "a TCP port (0-65535; 0 for any free one) or None", value)
+
+
+def _host(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+        _fail(attribute, "a host name or IP address such as '127.0.0.1'", value)
+
+
 def _bool(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, bool):
         _fail(attribute, "True or False", value)
@@ -331,6 +343,14 @@ class EngineConfig:
     snapshot_timeout: float = attrs.field(default=5.0, validator=_seconds())
     #: Seconds an idle snapshot ticket stays connected for reuse before it closes.
     snapshot_linger: float = attrs.field(default=10.0, validator=_seconds(zero_ok=True))
+
+    # Prometheus over HTTP ---------------------------------------------------------------------
+    #: Serve ``metrics()`` for Prometheus on this TCP port (0: any free port; see
+    #: ``Engine.metrics_address``), through the standard client library; ``None``: not served.
+    metrics_port: int | None = attrs.field(default=None, validator=_optional_port)
+    #: The address the metrics endpoint listens on: loopback unless you open it on purpose
+    #: (``"0.0.0.0"`` for a Prometheus server on another host).
+    metrics_host: str = attrs.field(default="127.0.0.1", validator=_host)
 
     # Trade backfill --------------------------------------------------------------------------
     #: Fetch the trades a trade subscription missed in a gap from the REST API and deliver them

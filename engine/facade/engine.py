@@ -578,6 +578,11 @@ class Engine:
             self._core, code, unit, start=start, end=end, max_pages=max_pages, now=now
         )
 
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """``(host, port)`` of the Prometheus endpoint (``EngineConfig.metrics_port``), or None."""
+        return self._core.metrics_address
+
     def metrics(self) -> EngineMetrics:
         """A frozen statistics snapshot (:class:`~engine.observability.metrics.EngineMetrics`)."""
         return engine_metrics(self._core)

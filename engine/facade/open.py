@@ -4,6 +4,7 @@ reverse start order."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,7 +15,9 @@ from actors import open_supervisor
 from engine.config import EngineConfig
 from engine.core.registry import DEFAULT_CAPACITY
 from engine.facade.engine import Engine
+from engine.facade.views import engine_metrics
 from engine.markets.catalog import MarketCatalog
+from engine.runtime.metrics_http import serve_metrics
 from engine.runtime.state import EngineCore
 from engine.runtime.tree import engine_children, root_options
 from engine.transport import transport_for
@@ -24,6 +27,22 @@ __all__ = ("open_engine",)
 
 #: Seconds closing the REST client may take when the engine stops.
 _REST_CLOSE_TIMEOUT = 2.0
+
+
+@asynccontextmanager
+async def _metrics_endpoint(core: EngineCore) -> AsyncIterator[None]:
+    """Prometheus over HTTP while the engine runs, if ``EngineConfig.metrics_port`` asks."""
+    config = core.config
+    if config.metrics_port is None:
+        yield
+        return
+    read = functools.partial(engine_metrics, core)
+    async with serve_metrics(read, host=config.metrics_host, port=config.metrics_port) as where:
+        core.metrics_address = where
+        try:
+            yield
+        finally:
+            core.metrics_address = None
 
 
 @asynccontextmanager
@@ -58,7 +77,10 @@ async def open_engine(
         ticket_capacity=ticket_capacity,
     )
     try:
-        async with open_supervisor(engine_children(core), **root_options(core)) as root:
+        async with (
+            open_supervisor(engine_children(core), **root_options(core)) as root,
+            _metrics_endpoint(core),
+        ):
             core.root = root
             try:
                 yield Engine(core, root)

@@ -14,7 +14,7 @@ order; adding a metric is adding a row.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Literal, TypeVar
 
 import attrs
@@ -28,7 +28,7 @@ from engine.observability.records import (
     TicketMetrics,
 )
 
-__all__ = ("EngineMetrics",)
+__all__ = ("EngineMetrics", "prometheus_families")
 
 
 @attrs.frozen
@@ -137,6 +137,16 @@ class EngineMetrics:
                 for suffix, labels, value in family.read(self)
             )
         return "\n".join(lines) + "\n"
+
+
+def prometheus_families(
+    metrics: EngineMetrics, prefix: str = "upbit_engine"
+) -> Iterator[tuple[str, str, str, list[tuple[str, Mapping[str, str], float]]]]:
+    """Each family as ``(full name, kind, HELP text, samples)``, in table order, for an
+    exposition library (``engine.runtime.metrics_http``); a sample is ``(suffix, labels,
+    value)`` with suffix ``""``, ``"_count"`` or ``"_sum"``."""
+    for family in _FAMILIES:
+        yield f"{prefix}_{family.name}", family.kind, family.text, list(family.read(metrics))
 
 
 # -- Prometheus exposition: a table of families and the readers that fill them -------------------

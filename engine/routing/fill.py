@@ -449,9 +449,10 @@ def _finish(stream: Stream, target: Target, fill: Fill, at: float) -> None:
     stream.count_fills()
 
 
-def abandon(stream: Stream, target: Target, *, at: float) -> None:
-    """``target``'s route left its ticket (its stream moved) while armed or filling: deliver
-    what was fetched and held, and report the ranges still being fetched as unfilled."""
+def abandon(stream: Stream, target: Target, *, at: float, gone: bool = False) -> None:
+    """``target``'s route left its ticket while armed or filling. If its stream moved, deliver
+    what was fetched and held, and report the ranges still being fetched as unfilled; if its
+    subscriber dropped it (``gone``), drop the fill."""
     since = target.fill_since
     target.fill_since = None
     fill = target.fill
@@ -463,7 +464,7 @@ def abandon(stream: Stream, target: Target, *, at: float) -> None:
     for job_since, _ in fill.jobs.values():
         fill.unfilled.append(Unfilled(job_since, None, "moved"))
     fill.jobs.clear()
-    if target.buffer.closed:
+    if gone or target.buffer.closed:
         target.fill = None
         return
     # ``stream`` no longer lists ``target``: its counts are not touched (count_fills skips it).

@@ -578,8 +578,11 @@ class Router:
     def _abandon_fills(self) -> None:
         abandoned, self._index.abandoned = self._index.abandoned, []
         at = self._told_at if self._clock is None else self._clock()
+        # Only a stream that moved is released; one its subscriber dropped gets nothing more.
+        kept = {(key, sub) for _, key, sub in self._index.routes} if abandoned else set()
         for stream, target in abandoned:
-            abandon(stream, target, at=at)
+            gone = (target.key, target.subscriber) not in kept
+            abandon(stream, target, at=at, gone=gone)
 
     # ------------------------------------------------------------------------------------------
     # Statistics

@@ -152,6 +152,8 @@ class EngineCore:
         self.closing: dict[str, trio.Event] = {}
         self._generations = itertools.count(1)
         self.closed = False
+        #: Where Prometheus scrapes ``metrics()`` (``EngineConfig.metrics_port``), while served.
+        self.metrics_address: tuple[str, int] | None = None
 
     # -- connection parameters ---------------------------------------------------------------
 
