@@ -42,6 +42,13 @@ def add_engine_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
             command.add_argument(
                 "--count", type=int, default=None, help="stop after this many messages"
             )
+            command.add_argument(
+                "--metrics-port",
+                type=int,
+                default=None,
+                metavar="N",
+                help="serve Prometheus metrics on 127.0.0.1:N (0: any free port)",
+            )
     demo = commands.add_parser(
         "demo",
         help="run the engine on the embedded emulator and show what it does (ends by itself)",
@@ -114,17 +121,28 @@ def describe(item: object) -> str:
 
 @asynccontextmanager
 async def _engine(args: argparse.Namespace) -> AsyncIterator[Engine]:
+    port: int | None = getattr(args, "metrics_port", None)
     if args.emulator:
         from engine.testing import open_emulator
 
         async with (
             open_emulator() as emulator,
-            open_engine(ws_url=emulator.ws_url, rest_url=emulator.rest_url) as eng,
+            open_engine(
+                ws_url=emulator.ws_url, rest_url=emulator.rest_url, metrics_port=port
+            ) as eng,
         ):
-            yield eng
+            yield _announce(eng)
     else:
-        async with open_engine() as eng:
-            yield eng
+        async with open_engine(metrics_port=port) as eng:
+            yield _announce(eng)
+
+
+def _announce(eng: Engine) -> Engine:
+    """Say where the metrics are served (on stderr: stdout carries the messages)."""
+    if eng.metrics_address is not None:
+        host, port = eng.metrics_address
+        print(f"metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
+    return eng
 
 
 async def _watch(args: argparse.Namespace, out: TextIO) -> None:
@@ -174,6 +192,10 @@ def run_engine_command(args: argparse.Namespace, *, out: TextIO | None = None) -
         return 2
     if args.command == "watch" and args.count is not None and args.count <= 0:
         print("upbit-engine watch: --count must be > 0", file=sys.stderr)
+        return 2
+    port = getattr(args, "metrics_port", None)
+    if port is not None and not 0 <= port <= 65535:
+        print("upbit-engine watch: --metrics-port must be a TCP port (0-65535)", file=sys.stderr)
         return 2
 
     async def run() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import attrs
 import pytest
 
@@ -28,6 +30,16 @@ def test_watch_starts_with_a_snapshot_and_stops_after_count(
     assert all("REALTIME" in line for line in lines[1:])
     ids = [line.rsplit("#", 1)[1] for line in lines]
     assert len(set(ids)) == 4
+
+
+def test_watch_serves_metrics_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["watch", "trade", "KRW-BTC", "--emulator", "--count", "2", "--metrics-port", "0"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 2  # stdout carries only the messages
+    assert re.search(r"^metrics on http://127\.0\.0\.1:\d+/metrics$", captured.err, re.M)
+    assert main(["watch", "trade", "KRW-BTC", "--emulator", "--metrics-port", "70000"]) == 2
+    assert "--metrics-port must be a TCP port" in capsys.readouterr().err
 
 
 def test_bad_input_is_rejected_with_what_to_fix(capsys: pytest.CaptureFixture[str]) -> None:
