@@ -21,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import attrs
 import trio
@@ -39,6 +40,8 @@ __all__ = (
     "backfill_report",
     "run_backfill",
 )
+
+T = TypeVar("T")
 
 #: Trades per second per major KRW pair in the completeness runs: busy to quiet.
 COMPLETENESS_RATES = {"KRW-BTC": 12.0, "KRW-ETH": 6.0, "KRW-XRP": 2.0, "KRW-DOGE": 0.3}
@@ -93,7 +96,7 @@ class BackfillRuns:
 
 @contextlib.asynccontextmanager
 async def _on_emulator(
-    seed: int, markets: Sequence[str] | None, **options: object
+    seed: int, markets: Sequence[str] | None, **options: Any
 ) -> AsyncIterator[tuple[Engine, Emulator]]:
     config = EmulatorConfig(
         markets=None if markets is None else tuple(markets),
@@ -162,8 +165,16 @@ async def _completeness(seed: int, duration: float, backfill: bool) -> Completen
         totals[2] += len(told)
         totals[3] += len(missing) - len(told)
         totals[4] += len(ids) - len(got)
+    made_total, delivered, reported, silent, duplicates = totals
     return Completeness(
-        backfill, *totals, outages=metrics.connection_losses, backfills=metrics.backfills
+        backfill,
+        made_total,
+        delivered,
+        reported,
+        silent,
+        duplicates,
+        outages=metrics.connection_losses,
+        backfills=metrics.backfills,
     )
 
 
@@ -195,25 +206,23 @@ async def _fill_time(seed: int, count: int | None) -> FillTime:
     return FillTime(len(codes), seconds, pages, complete, len(reports), trades)
 
 
-def _virtual(scenario: object, *args: object) -> object:
-    return trio.run(scenario, *args, clock=trio.testing.MockClock(autojump_threshold=0))  # type: ignore[arg-type]
+def _virtual(scenario: Callable[..., Awaitable[T]], *args: object) -> T:
+    return trio.run(scenario, *args, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-def run_backfill(settings: BackfillSettings, say: object = print) -> BackfillRuns:
+def run_backfill(settings: BackfillSettings, say: Callable[[str], object] = print) -> BackfillRuns:
     """Every backfill scenario of ``settings`` (not inside a Trio run)."""
     wall, cpu = time.perf_counter(), time.process_time()
     completeness: list[Completeness] = []
     for backfill in (True, False):
         run = _virtual(_completeness, settings.seed, settings.duration, backfill)
-        assert isinstance(run, Completeness)
         completeness.append(run)
-        say(f"  [backfill] completeness, backfill {'on' if backfill else 'off'}: {run}")  # type: ignore[operator]
+        say(f"  [backfill] completeness, backfill {'on' if backfill else 'off'}: {run}")
     fills: list[FillTime] = []
     for count in settings.sizes:
         fill = _virtual(_fill_time, settings.seed, count)
-        assert isinstance(fill, FillTime)
         fills.append(fill)
-        say(f"  [backfill] time to fill: {fill}")  # type: ignore[operator]
+        say(f"  [backfill] time to fill: {fill}")
     return BackfillRuns(
         settings,
         tuple(completeness),

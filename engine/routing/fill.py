@@ -108,9 +108,9 @@ def hold_limit(target: Target) -> int:
 
 def time_of(item: Filled) -> int | None:
     """A trade's time, or a candle's period start (epoch ms); ``None`` if it carries none."""
-    if type(item) is Trade:
+    if isinstance(item, Trade):
         return item.trade_timestamp
-    return item.period_start_ms  # type: ignore[union-attr]
+    return item.period_start_ms
 
 
 def _ms(item: Filled) -> int:

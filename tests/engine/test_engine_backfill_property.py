@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from trio.testing import MockClock
 
-from engine import Backfilled, Candle, Gap, Interrupted, Trade, open_engine
+from engine import Backfilled, Candle, Engine, Gap, Interrupted, Trade, open_engine
 from engine.routing.buffer import StreamItem
 from engine.testing import MAJOR_MARKETS, EmulatorConfig, FaultPlan, fault_plans, open_emulator
 from engine.testing.faults import DropConnections, RejectConnects, RestartServer, StallConnection
@@ -76,8 +76,8 @@ class Outcome:
     stalls: list[tuple[float, float, int, int]] = attrs.Factory(list)
 
 
-async def _read(eng: object, sub_id: str, into: list[StreamItem]) -> None:
-    async for item in eng.stream(sub_id):  # type: ignore[attr-defined]
+async def _read(eng: Engine, sub_id: str, into: list[StreamItem]) -> None:
+    async for item in eng.stream(sub_id):
         into.append(item)
 
 
