@@ -525,6 +525,17 @@ class SubscriberLog:
                 self.fail("b", f"{key} delivered during an outage, before its Gap: {outage!r}")
         if item.stream_type == "BACKFILL":
             self.filling.add(key[1])  # a Backfilled must follow (after a Gap or a silence)
+        elif (
+            key[0] == "trade"
+            and key[1] in self.filling
+            and item.stream_type == "SNAPSHOT"
+            and key[1] in self.released
+        ):
+            # The code was modified away during its fill (the fill is dropped with the stream,
+            # no Backfilled comes) and added back: this SNAPSHOT starts a new stream.
+            self.filling.discard(key[1])
+            self.pending.discard(key)
+            self.after_gap.discard(key)
         elif key[0] == "trade" and key[1] in self.filling:
             self.fail("b", f"a {item.stream_type} trade {key} before its Backfilled")
         elif item.stream_type == "SNAPSHOT":
