@@ -250,3 +250,7 @@ class EmulatorConfig:
     #: follows from it (None: the simulator's default, 2026-09-21T14:13:20Z). Set it to test
     #: around a UTC midnight, for example. Ignored when ``open_emulator`` is given a simulator.
     market_start_ms: int | None = attrs.field(default=None, validator=_optional_non_negative)
+    #: Serve the fault controls under ``/emulator/`` on the REST port (``POST /emulator/drop``,
+    #: ``GET /emulator/connections``...; see ``emulator.control``), so faults can be injected from
+    #: outside Python. Off by default: a test drives the ``Emulator`` methods directly.
+    fault_controls: bool = False

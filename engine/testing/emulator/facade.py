@@ -4,15 +4,15 @@ One port serves ``/websocket/v1``, ``/websocket/v1/private`` and the quotation R
 127.0.0.1. The emulator behaves like Upbit (docs/UPBIT.md, "What the emulator reproduces"), lets
 tests look inside (connections, subscription sets, requests, refusals, history, when each stream
 first got a frame) and misbehaves on command (drops, restarts, stalls, error and malformed frames,
-latency, refused connects, limits, drift from the documented wire). Everything runs on the Trio
-clock, so ``MockClock(autojump_threshold=0)`` makes minutes of protocol time pass instantly.
+latency, refused connects, limits, drift from the documented wire; over HTTP too when
+``EmulatorConfig.fault_controls`` is on, see ``control``). Everything runs on the Trio clock, so
+``MockClock(autojump_threshold=0)`` makes minutes of protocol time pass instantly.
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal
@@ -24,6 +24,8 @@ from engine.testing.config import EmulatorConfig
 from engine.testing.drift import Drift
 from engine.testing.emulator.auth import AuthResult, make_jwt
 from engine.testing.emulator.connections import Connections
+from engine.testing.emulator.control import CONTROL_PREFIX, Control
+from engine.testing.emulator.event_log import EventListener, EventLog
 from engine.testing.emulator.fault_plans import FaultPlanner
 from engine.testing.emulator.feed import Feed, MarketSource
 from engine.testing.emulator.history import TradeHistory, TradeRecord, record_events, seed
@@ -62,15 +64,17 @@ class Emulator:
         # The market's past for REST history, on the simulator's clock (epoch ms of its time 0).
         self._trades = TradeHistory(config.trade_retention)
         self._start_ms = source.start_ms if isinstance(source, MarketSimulator) else None
+        self._events = EventLog(config.history_limit)
         self._feed: Feed[Any] = Feed(
             source,
             to_simple,
             interval=config.feed_interval,
-            on_frames=self._notify,
+            on_frames=self._events.notify,
             on_events=self._on_market,
         )
         self._drift = config.drift
         self._feed.set_drift(config.drift)
+        control = Control(self, nursery) if config.fault_controls else None
         self._server = Server(
             config,
             self._catalog,
@@ -78,13 +82,10 @@ class Emulator:
             record=self.record,
             limits_enforced=lambda: self._limits_enforced,
             history=self._trades,
+            control=control.answer if control is not None else None,
         )
         self._connections = Connections(config.closed_history)
         self._planner = FaultPlanner(self, self._connections, self._drop)
-        # Old events fall off, so a long-running emulator stays bounded.
-        self._history: deque[EmulatorEvent] = deque(maxlen=config.history_limit)
-        self._changed = trio.Event()
-        self._waiters = 0
         self._latency = 0.0
         self._limits_enforced = config.limits.enforce
         self._started_at = 0.0
@@ -132,13 +133,14 @@ class Emulator:
 
     def record(self, kind: EventKind, conn_id: int | None, detail: str) -> None:
         """Append to the history (also used by the emulator's own parts)."""
-        self._history.append(EmulatorEvent(trio.current_time(), kind, conn_id, detail))
-        self._notify()
+        self._events.record(kind, conn_id, detail)
 
-    def _notify(self) -> None:
-        if self._waiters:
-            self._changed.set()
-            self._changed = trio.Event()
+    def add_listener(self, listener: EventListener) -> Callable[[], None]:
+        """Call ``listener`` with every history event from now on (connects, refusals, requests,
+        errors, closes, faults, restarts), synchronously as it is recorded; return a function
+        that removes it. It runs inside the emulator's tasks, so it must not block, and an
+        exception it raises ends the emulator."""
+        return self._events.add_listener(listener)
 
     async def _run_session(
         self,
@@ -189,6 +191,12 @@ class Emulator:
         """``http://127.0.0.1:PORT`` (``/v1/market/all``, ``/v1/orderbook/instruments``,
         ``/v1/trades/ticks``, ``/v1/candles/...``)."""
         return f"http://{self._url_host}:{self.port}"
+
+    @property
+    def control_url(self) -> str | None:
+        """``http://127.0.0.1:PORT/emulator`` (the fault controls; ``GET`` lists them), or None
+        when ``EmulatorConfig.fault_controls`` is off."""
+        return f"{self.rest_url}{CONTROL_PREFIX}" if self._config.fault_controls else None
 
     @property
     def access_key(self) -> str:
@@ -257,7 +265,7 @@ class Emulator:
     def history(self) -> tuple[EmulatorEvent, ...]:
         """Connects, refusals, requests, errors, closes, faults and restarts, in order (the
         newest ``EmulatorConfig.history_limit`` of them)."""
-        return tuple(self._history)
+        return self._events.events()
 
     def requests(self, conn_id: int | None = None) -> tuple[RequestRecord, ...]:
         """Messages received (from one connection, or from every connection still remembered,
@@ -324,12 +332,7 @@ class Emulator:
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Return once ``predicate()`` is true; it is re-checked after every emulator event and
         every batch of realtime frames. Wrap in ``trio.fail_after`` to bound the wait."""
-        while not predicate():
-            self._waiters += 1
-            try:
-                await self._changed.wait()
-            finally:
-                self._waiters -= 1
+        await self._events.wait_for(predicate)
 
     async def wait_connections(self, count: int = 1) -> tuple[ConnectionInfo, ...]:
         """Wait until at least ``count`` connections are open; return the open ones."""
@@ -364,6 +367,7 @@ class Emulator:
     def set_rate(self, code: str, per_second: float) -> None:
         """Trades per second of ``code`` from now on (0 silences the pair)."""
         self._source.set_rate(code, per_second)
+        self.record("fault", None, f"rate {code} {per_second:g}/s")
 
     def _emit(self, message: Mapping[str, object], expected: str, access_key: str | None) -> int:
         if message.get("type") != expected:
@@ -423,13 +427,21 @@ class Emulator:
         with trio.move_on_after(self._config.close_timeout):
             await session.finished.wait()
 
-    async def restart(self, *, downtime: float = 1.0, how: DropHow = "abort") -> None:
+    async def restart(
+        self,
+        *,
+        downtime: float = 1.0,
+        how: DropHow = "abort",
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         """Stop listening (connects are refused), drop every connection, wait ``downtime``
-        seconds, listen again on the same port. Returns once the server is back."""
+        seconds, listen again on the same port. Returns once the server is back; with
+        ``nursery.start`` it is started once the server is down and the connections dropped."""
         async with self._restart_lock:  # a restart during a restart waits for the first
             self.record("server_down", None, f"restart, down for {downtime:g} s")
             await self._server.stop_listening()
             await self._drop(self._connections.open(), how)
+            task_status.started()
             await trio.sleep(downtime)
             await self._server.listen(self._nursery)
             self.record("server_up", None, f"listening on {self.config.host}:{self.port}")

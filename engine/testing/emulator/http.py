@@ -64,6 +64,39 @@ class HttpConnection:
                 return None
             # Data / EndOfMessage of a GET: nothing to do with them.
 
+    async def read_body(self, limit: int) -> bytes | None:
+        """The body of the request just read (``b""`` if it has none), or None when the client
+        went away, sent garbage or more than ``limit`` bytes."""
+        conn = self._h11
+        if conn.they_are_waiting_for_100_continue:
+            # curl waits a second for this before sending a larger body.
+            try:
+                await self.stream.send_all(
+                    conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+                )
+            except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+                return None
+        body = bytearray()
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError:
+                return None
+            if event is h11.NEED_DATA:
+                try:
+                    data = bytes(await self.stream.receive_some(65536))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return None
+                conn.receive_data(data)
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > limit:
+                    return None
+            elif isinstance(event, h11.EndOfMessage):
+                return bytes(body)
+            else:  # ConnectionClosed or PAUSED: no complete body will come
+                return None
+
     def _request(self, event: h11.Request) -> HttpRequest:
         target = event.target.decode("latin-1")
         parts = urlsplit(target)

@@ -26,7 +26,18 @@ from engine.testing.emulator.history_rest import (
     answer_trades,
 )
 
-__all__ = ("ListingLike", "RestAnswer", "answer_rest", "decimal_text", "rest_group")
+__all__ = (
+    "REST_GROUPS",
+    "ListingLike",
+    "RestAnswer",
+    "answer_rest",
+    "decimal_text",
+    "rest_group",
+)
+
+#: The rate-limit groups of the paths the emulator serves (what :func:`rest_group` returns for
+#: them; anything else is ``default``).
+REST_GROUPS = ("market", "orderbook", "trade", "candle")
 
 
 class ListingLike(Protocol):

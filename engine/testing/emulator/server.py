@@ -1,10 +1,12 @@
 """The listener: one TCP port for REST and both WebSockets, admission, restarts.
 
 Each accepted TCP stream is read with h11 up to a request head. REST requests are answered on the
-spot (keep-alive works); a WebSocket upgrade goes through admission (forced rejections, the connect
-limit, the JWT on ``/private``) and is then handed, with the bytes already read, to a
-:class:`~engine.testing.emulator.session.Session`. Going down closes the listening socket, so
-connects are refused by the kernel until it is reopened on the same port.
+spot (keep-alive works), and so are the fault controls under ``/emulator/`` when they are on
+(``emulator.control``; they bypass REST limits and ``fail_rest``). A WebSocket upgrade goes
+through admission (forced rejections, the connect limit, the JWT on ``/private``) and is then
+handed, with the bytes already read, to a :class:`~engine.testing.emulator.session.Session`.
+Going down closes the listening socket, so connects are refused by the kernel until it is reopened
+on the same port.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import trio
 
 from engine.testing.config import EmulatorConfig
 from engine.testing.emulator.auth import AuthResult, NonceLedger, check_bearer
+from engine.testing.emulator.control import CONTROL_PREFIX, ControlAnswer
 from engine.testing.emulator.history import TradeHistory
 from engine.testing.emulator.http import HttpConnection, HttpRequest
 from engine.testing.emulator.limits import ConnectGuard, RestGuard
@@ -32,12 +35,15 @@ __all__ = ("PRIVATE_PATH", "PUBLIC_PATH", "Server")
 PUBLIC_PATH = "/websocket/v1"
 PRIVATE_PATH = "/websocket/v1/private"
 _HEAD_TIMEOUT = 30.0
+#: Control parameters are a few short names; anything bigger is a mistake.
+_MAX_CONTROL_BODY = 64 * 1024
 
 SessionRunner = Callable[
     [str, tuple[str, int], ServerStream, AuthResult | None, list[tuple[bytes, bytes]]],
     Awaitable[None],
 ]
 Recorder = Callable[[EventKind, int | None, str], None]
+ControlHandler = Callable[[HttpRequest, bytes], Awaitable[ControlAnswer]]
 
 
 def _error_body(name: str | int, message: str) -> bytes:
@@ -61,6 +67,7 @@ class Server:
         record: Recorder,
         limits_enforced: Callable[[], bool],
         history: TradeHistory | None = None,
+        control: ControlHandler | None = None,
     ) -> None:
         self.config = config
         self.port = config.port
@@ -72,6 +79,7 @@ class Server:
         self._guard = ConnectGuard(config.limits)
         self._rest_guard = RestGuard(config.limits)
         self._history = history
+        self._control = control
         self._nonces = NonceLedger()
         self._forced: _ForcedRejection | None = None
         #: (status, group or None for every group) REST answers while set (Emulator.fail_rest).
@@ -206,6 +214,11 @@ class Server:
                         return
                     if request.is_websocket:
                         break
+                    path = request.path
+                    if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
+                        if not await self._control_request(http, request):
+                            return
+                        continue
                     if not await self._rest(http, request, peer):
                         return
                     continue
@@ -216,6 +229,31 @@ class Server:
         finally:
             self._pending.discard(stream)
             await trio.aclose_forcefully(stream)
+
+    async def _control_request(self, http: HttpConnection, request: HttpRequest) -> bool:
+        if self._control is None:
+            message = (
+                "the fault controls are off; EmulatorConfig(fault_controls=True) turns them on "
+                "(the upbit-engine emulator command has them on)"
+            )
+            return await http.respond(404, _error_body("not_found", message))
+        body = await http.read_body(_MAX_CONTROL_BODY)
+        if body is None:
+            message = f"send a complete body of at most {_MAX_CONTROL_BODY} bytes"
+            await http.respond(400, _error_body("bad_body", message), close=True)
+            return False
+        # A restart closes every connection still in its HTTP phase: not the one asking for it,
+        # which must live to answer.
+        self._pending.discard(http.stream)
+        answer = await self._control(request, body)
+        if not answer.close:
+            self._pending.add(http.stream)
+        return await http.respond(
+            answer.status,
+            orjson.dumps(answer.body),
+            headers=list(answer.headers),
+            close=answer.close,
+        )
 
     async def _rest(
         self, http: HttpConnection, request: HttpRequest, peer: tuple[str, int]
