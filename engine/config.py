@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from actors.intensity import BackoffPolicy, Jitter
+from engine.debug_address import parse_debug_address
 from engine.wire.keys import CANDLE_TYPES
 
 __all__ = (
@@ -220,6 +221,18 @@ def _host(_instance: object, attribute: attrs.Attribute[Any], value: object) -> 
         _fail(attribute, "a host name or IP address such as '127.0.0.1'", value)
 
 
+def _debug_address(value: object) -> str | None:
+    """``EngineConfig.debug`` in its canonical form (``True`` becomes the default socket)."""
+    if value is None or value is False:
+        return None
+    try:
+        return str(parse_debug_address(value))  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(
+            f"EngineConfig.debug must be 'unix:PATH', '127.0.0.1:PORT', True or None: {exc}"
+        ) from None
+
+
 def _bool(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, bool):
         _fail(attribute, "True or False", value)
@@ -351,6 +364,13 @@ class EngineConfig:
     #: The address the metrics endpoint listens on: loopback unless you open it on purpose
     #: (``"0.0.0.0"`` for a Prometheus server on another host).
     metrics_host: str = attrs.field(default="127.0.0.1", validator=_host)
+
+    # Debug channel ---------------------------------------------------------------------------
+    #: Serve the read-only debug channel (tree, tickets, subscriptions, metrics, events) at
+    #: ``"unix:PATH"`` (a socket of mode 0600) or ``"127.0.0.1:PORT"`` (0: a free port; see
+    #: ``Engine.debug_address``); ``True``: a Unix socket in ``$XDG_RUNTIME_DIR`` or the temp
+    #: directory. Loopback only. ``None``: not served.
+    debug: str | None = attrs.field(default=None, converter=_debug_address)
 
     # Trade backfill --------------------------------------------------------------------------
     #: Fetch the trades a trade subscription missed in a gap from the REST API and deliver them

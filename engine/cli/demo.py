@@ -18,7 +18,8 @@ from typing import TextIO
 import attrs
 import trio
 
-from engine.events import EVENT_TYPES, Gap
+from engine.cli.output import describe
+from engine.events import EVENT_TYPES, Ended, Gap
 from engine.facade.engine import Engine
 from engine.facade.open import open_engine
 from engine.testing import MAJOR_MARKETS, Emulator, EmulatorConfig, Listing, open_emulator
@@ -39,6 +40,8 @@ class DemoSummary:
     messages_by_type: dict[str, int]
     gaps: int
     reconnects: int
+    #: Trade/candle backfills after gaps, and how many left something unfilled.
+    backfills: int
     snapshot_codes: int
     ticket_efficiency: float
     emulator_requests: int
@@ -52,11 +55,14 @@ class _Counts:
     gaps: int = 0
 
 
-async def _consume(eng: Engine, sub_id: str, counts: _Counts) -> None:
+async def _consume(eng: Engine, sub_id: str, counts: _Counts, say: Callable[[str], None]) -> None:
     async for item in eng.stream(sub_id):
-        if isinstance(item, Gap):
-            counts.gaps += 1
-        elif not isinstance(item, EVENT_TYPES):
+        if isinstance(item, EVENT_TYPES):
+            # Interrupted, Gap, SnapshotMissing, Backfilled: shown as they happen.
+            counts.gaps += isinstance(item, Gap)
+            if not isinstance(item, Ended):
+                say(f"   [{sub_id}] {describe(item)}")
+        else:
             counts.by_sub[sub_id] += 1
             counts.by_type[item.type] += 1
 
@@ -103,7 +109,7 @@ async def run_demo(
             script = _script(eng, emu, subs)
             async with trio.open_nursery() as nursery:
                 for sub_id in subs.values():
-                    nursery.start_soon(_consume, eng, sub_id, counts)
+                    nursery.start_soon(_consume, eng, sub_id, counts, say)
                 await _play(eng, counts, script, say, start, duration, status_interval)
                 say("\nsupervisor tree:")
                 say(eng.debug_tree().render())
@@ -116,6 +122,7 @@ async def run_demo(
         messages_by_type=dict(counts.by_type),
         gaps=counts.gaps,
         reconnects=metrics.reconnects,
+        backfills=metrics.backfills,
         snapshot_codes=snapshot_codes,
         ticket_efficiency=metrics.ticket_efficiency,
         emulator_requests=len(requests),
@@ -210,7 +217,7 @@ def _summary_text(summary: DemoSummary) -> str:
     by_type = ", ".join(f"{k} {v}" for k, v in sorted(summary.messages_by_type.items()))
     return (
         f"\nsummary: {summary.messages} messages in {summary.duration:g} s ({by_type}); "
-        f"gaps {summary.gaps}, reconnects {summary.reconnects}; "
+        f"gaps {summary.gaps}, reconnects {summary.reconnects}, backfills {summary.backfills}; "
         f"ticket efficiency {summary.ticket_efficiency:.0%}; "
         f"emulator saw {summary.emulator_requests} requests, "
         f"{summary.emulator_limit_violations} limit violations"

@@ -5,8 +5,9 @@ The method names are the public API (stable names): ``request_snapshot``,
 ``unsubscribe_realtime``, ``soft_unsubscribe``, ``hard_unsubscribe``,
 ``optimize_subscriptions``, ``cleanup_inactive``, ``get_ticket_usage``,
 ``validate_subscription``, ``detect_conflicts``, plus ``stream``, ``wait_active``, ``wait_settled``,
-``check_subscription``, ``subscription_problems``, ``registry``, ``metrics`` and ``debug_tree``,
-and the REST history calls ``fetch_trades`` and ``fetch_candles``.
+``check_subscription``, ``subscription_problems``, ``registry``, the REST history calls
+``fetch_trades`` and ``fetch_candles``, and (from :class:`~engine.facade.observing.Observing`)
+``metrics``, ``debug_tree``, ``events``, ``metrics_address`` and ``debug_address``.
 
 Cancellation: every call either completes or, when it raises ``trio.Cancelled``, changed
 nothing (the registry actor skips a command whose caller gave up; see ``actors.Reply``).
@@ -46,18 +47,15 @@ from engine.errors import (
     StreamBusyError,
 )
 from engine.facade import history
+from engine.facade.observing import Observing
 from engine.facade.views import (
     TicketEntry,
     TicketUsage,
-    debug_tree,
-    engine_metrics,
     registry_view,
     ticket_usage,
 )
 from engine.facade.waits import wait_active, wait_closed, wait_settled
 from engine.markets.catalog import MarketCatalog
-from engine.observability.debug import EngineTree
-from engine.observability.metrics import EngineMetrics
 from engine.rest.history import HistoryResult
 from engine.routing.router import SubscriberBuffer
 from engine.routing.stream import SubscriptionStream
@@ -88,7 +86,7 @@ _DEFAULT_UNITS = 30
 _DEFAULT_LEVEL = 0
 
 
-class Engine:
+class Engine(Observing):
     """The running engine; get one from :func:`open_engine`."""
 
     def __init__(self, core: EngineCore, root: Supervisor) -> None:
@@ -577,17 +575,3 @@ class Engine:
         return await history.candles(
             self._core, code, unit, start=start, end=end, max_pages=max_pages, now=now
         )
-
-    @property
-    def metrics_address(self) -> tuple[str, int] | None:
-        """``(host, port)`` of the Prometheus endpoint (``EngineConfig.metrics_port``), or None."""
-        return self._core.metrics_address
-
-    def metrics(self) -> EngineMetrics:
-        """A frozen statistics snapshot (:class:`~engine.observability.metrics.EngineMetrics`)."""
-        return engine_metrics(self._core)
-
-    def debug_tree(self) -> EngineTree:
-        """The supervision tree (states, generations, restarts, mailboxes) with each ticket's
-        registry status, connection state and routing counters."""
-        return debug_tree(self._core, self._root)

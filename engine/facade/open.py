@@ -15,6 +15,7 @@ from actors import open_supervisor
 from engine.config import EngineConfig
 from engine.core.registry import DEFAULT_CAPACITY
 from engine.facade.engine import Engine
+from engine.facade.operations import open_operations
 from engine.facade.views import engine_metrics
 from engine.markets.catalog import MarketCatalog
 from engine.runtime.metrics_http import serve_metrics
@@ -80,6 +81,7 @@ async def open_engine(
         async with (
             open_supervisor(engine_children(core), **root_options(core)) as root,
             _metrics_endpoint(core),
+            open_operations(core, root),
         ):
             core.root = root
             try:
@@ -89,6 +91,8 @@ async def open_engine(
                 for buffer in core.buffers.values():
                     buffer.close("the engine closed")
                 core.note_change()
+                # Readers of events() and debug followers end after the last Ended.
+                core.journal.close()
     finally:
         core.root = None
         core.registry_ref = None

@@ -250,6 +250,7 @@ def engine_metrics(core: EngineCore) -> EngineMetrics:
         field_drift=MappingProxyType(dict(recorder.frames.drifted_fields)),
         snapshots_missing=recorder.snapshots_missing,
         backfill_streams=sum(sub.filling for sub in routing.subscribers.values()),
+        **_operations_metrics(core),
         **_rest_metrics(core),
         orderbook_rows_mismatch=MappingProxyType(
             {
@@ -258,6 +259,20 @@ def engine_metrics(core: EngineCore) -> EngineMetrics:
             }
         ),
     )
+
+
+def _operations_metrics(core: EngineCore) -> dict[str, Any]:
+    journal = core.journal
+    channel = core.debug_channel
+    stats = channel.stats if channel is not None else None
+    return {
+        "error_frames": MappingProxyType(dict(core.metrics.frames.error_frames)),
+        "operator_events": MappingProxyType(dict(journal.by_kind)),
+        "operator_events_dropped": journal.dropped,
+        "debug_clients": stats.clients if stats else 0,
+        "debug_clients_refused": stats.refused if stats else 0,
+        "debug_clients_dropped": stats.dropped_slow if stats else 0,
+    }
 
 
 def _rest_metrics(core: EngineCore) -> dict[str, Any]:

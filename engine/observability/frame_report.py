@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Final
 
 from engine.errors import ProtocolError
+from engine.observability.operator_events import ErrorFrame, FrameDrift, OperatorEvent
 
 __all__ = ("LOG_INTERVAL", "MAX_KEYS", "OTHER", "SAMPLE_BYTES", "FrameReport", "sample_of")
 
@@ -87,8 +88,32 @@ class FrameReport:
         self.drifted_fields: dict[tuple[str, str], int] = {}
         #: Drifted fields per problem (``missing``, ``null``, ``type``).
         self.drift_problems: dict[str, int] = {}
+        #: Error frames received, per Upbit error name (each one closes its connection).
+        self.error_frames: dict[str, int] = {}
         self._throttle = _Throttle(clock, log_interval)
         self._log = logger
+        self._clock = clock
+        #: Told of each report that is logged (the engine's journal), and of every error frame.
+        self.on_report: Callable[[OperatorEvent], None] | None = None
+
+    def error_frame(self, ticket: str, name: str, message: str) -> None:
+        """Upbit sent the error frame ``name`` on ``ticket`` (the connection ends with it)."""
+        name = _bounded(self.error_frames, name)
+        self.error_frames[name] = self.error_frames.get(name, 0) + 1
+        if self.on_report is not None:
+            self.on_report(ErrorFrame(at=self._clock(), ticket=ticket, error=name, detail=message))
+
+    def _told(self, problem: str, detail: str, ticket: str, suppressed: int) -> None:
+        if self.on_report is not None:
+            self.on_report(
+                FrameDrift(
+                    at=self._clock(),
+                    problem=problem,
+                    detail=detail,
+                    ticket=ticket,
+                    suppressed=suppressed,
+                )
+            )
 
     def undecodable_frame(
         self, error: ProtocolError, frame: bytes | bytearray | memoryview | str, ticket: str
@@ -107,6 +132,7 @@ class FrameReport:
                 sample_of(frame),
                 extra={"ticket": ticket, "reason": reason, "suppressed": suppressed},
             )
+            self._told("undecodable", f"{reason}: {error}", ticket, suppressed)
 
     def unknown_type(self, data_type: str, ticket: str) -> None:
         """A frame of ``data_type``, which the engine does not model, arrived on ``ticket``."""
@@ -121,6 +147,7 @@ class FrameReport:
                 _more(suppressed),
                 extra={"ticket": ticket, "data_type": data_type, "suppressed": suppressed},
             )
+            self._told("unmodelled_type", data_type[:40], ticket, suppressed)
 
     def field_drift(self, data_type: str, field: str, problem: str) -> None:
         """Count a field the decoder left ``None``; a WARNING per data type a minute at most."""
@@ -139,6 +166,7 @@ class FrameReport:
                 _more(suppressed, "drifted field(s)"),
                 extra={"data_type": data_type, "field": field, "problem": problem},
             )
+            self._told("field", f"{data_type}.{field} was {problem}", "", suppressed)
 
     @property
     def total_undecodable(self) -> int:

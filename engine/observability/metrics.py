@@ -111,6 +111,16 @@ class EngineMetrics:
     #: Trade streams of subscribers whose live trades are held for a backfill right now.
     backfill_streams: int = 0
     backfill_latency: LatencySummary = attrs.field(factory=LatencySummary)
+    #: Error frames Upbit sent, per error name (each closed its connection).
+    error_frames: Mapping[str, int] = attrs.field(factory=dict)
+    #: Operator events published (``Engine.events()``, the debug channel), per kind, and those
+    #: dropped from readers that fell behind.
+    operator_events: Mapping[str, int] = attrs.field(factory=dict)
+    operator_events_dropped: int = 0
+    #: Debug channel clients connected now, turned away (too many), dropped (too slow).
+    debug_clients: int = 0
+    debug_clients_refused: int = 0
+    debug_clients_dropped: int = 0
 
     @property
     def ticket_efficiency(self) -> float:
@@ -397,6 +407,30 @@ _FAMILIES: tuple[_Family, ...] = (
         "backfill_latency_seconds",
         "SNAPSHOT of a restored stream to its backfill's release.",
         lambda m: m.backfill_latency,
+    ),
+    _counter(
+        "error_frames_total", "Error frames from Upbit.", _by("error", lambda m: m.error_frames)
+    ),
+    _counter(
+        "operator_events_total",
+        "Operator events published, per kind.",
+        _by("kind", lambda m: m.operator_events),
+    ),
+    _counter(
+        "operator_events_dropped_total",
+        "Operator events dropped from readers that fell behind.",
+        _one(lambda m: m.operator_events_dropped),
+    ),
+    _gauge("debug_clients", "Debug channel clients connected.", _one(lambda m: m.debug_clients)),
+    _counter(
+        "debug_clients_refused_total",
+        "Debug channel clients turned away (too many).",
+        _one(lambda m: m.debug_clients_refused),
+    ),
+    _counter(
+        "debug_clients_dropped_total",
+        "Debug channel clients dropped (too slow to read).",
+        _one(lambda m: m.debug_clients_dropped),
     ),
     _summary("connect_latency_seconds", "Subscribe to first message.", lambda m: m.connect_latency),
     _summary(

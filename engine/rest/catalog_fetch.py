@@ -84,7 +84,7 @@ async def _fetch(
     )
     if error is not None:
         _log.warning(
-            "orderbook instruments incomplete, levels checked for KRW-ness only: %s", error
+            "orderbook instruments incomplete, levels checked for KRW-ness only: %.300s", error
         )
     return catalog.with_instruments(instruments, error=error)
 
@@ -109,7 +109,11 @@ async def _fetch_instruments(
         next_allowed = trio.current_time() + interval
         url = f"{base}{_INSTRUMENTS}?markets={','.join(batch)}"
         try:
-            rows, problems = parse_orderbook_instruments(await _get_json(client, url, per_request))
+            # Named by count, not by its codes: the URL would make every error line 1 KB long.
+            what = f"GET {base}{_INSTRUMENTS}?markets=<{len(batch)} codes>"
+            rows, problems = parse_orderbook_instruments(
+                await _get_json(client, url, per_request, what=what)
+            )
         except CatalogUnavailableError as exc:
             missing = sum(len(b) for b in batches[number:])
             return found, (
@@ -124,25 +128,29 @@ async def _fetch_instruments(
     return found, None
 
 
-async def _get_json(client: httpx.AsyncClient, url: str, per_request: float) -> object:
-    """GET ``url`` and parse its JSON body; every failure becomes CatalogUnavailableError."""
+async def _get_json(
+    client: httpx.AsyncClient, url: str, per_request: float, *, what: str | None = None
+) -> object:
+    """GET ``url`` and parse its JSON body; every failure becomes CatalogUnavailableError
+    (its message names the request as ``what``, ``GET url`` by default)."""
+    what = what or f"GET {url}"
     response = await get_within(
         client,
         url,
         seconds=per_request,
         error=CatalogUnavailableError,
-        what=f"GET {url}",
+        what=what,
         timeout_hint="catalog_timeout",
         check_hint="rest_url",
     )
     if response.status_code != 200:
-        raise CatalogUnavailableError(f"GET {url} failed: {_status_text(response)}")
+        raise CatalogUnavailableError(f"{what} failed: {_status_text(response)}")
     try:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError as exc:
         snippet = response.content[:80].decode("utf-8", "replace")
         raise CatalogUnavailableError(
-            f"GET {url} returned a body that is not JSON ({exc}); it starts with {snippet!r}"
+            f"{what} returned a body that is not JSON ({exc}); it starts with {snippet!r}"
         ) from exc
 
 

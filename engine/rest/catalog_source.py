@@ -79,7 +79,9 @@ class CatalogSource:
         self._fetch = fetch
         self._ttl = _positive("ttl", ttl)
         self._retry_interval = _positive("retry_interval", retry_interval)
-        self._on_error = on_error
+        self.on_error = on_error
+        #: Called with each fetched catalog and the one it replaces (``None`` at first).
+        self.on_refresh: Callable[[MarketCatalog, MarketCatalog | None], object] | None = None
         self._catalog = initial
         self._fetched_at: float | None = None
         # Trio time at which the held catalog is due for a refresh; -inf means "now". An
@@ -206,15 +208,18 @@ class CatalogSource:
             self._last_error = exc
             self._due = trio.current_time() + self._retry_interval
             held = "serving the previous catalog" if self._catalog is not None else "no catalog yet"
-            _log.warning("market catalog refresh failed (%s): %s", held, exc)
-            if self._on_error is not None:
-                self._on_error(exc)
+            # The cause can quote a URL with a hundred codes: the line stays readable.
+            _log.warning("market catalog refresh failed (%s): %.300s", held, exc)
+            if self.on_error is not None:
+                self.on_error(exc)
             if self._catalog is None:
                 raise
             return self._catalog
         else:
             attempt.catalog = catalog
-            self._catalog = catalog
+            previous, self._catalog = self._catalog, catalog
+            if self.on_refresh is not None:
+                self.on_refresh(catalog, previous)
             self._fetches += 1
             self._last_error = None
             self._fetched_at = trio.current_time()

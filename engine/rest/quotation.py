@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 
 import attrs
@@ -31,6 +31,7 @@ import trio
 
 from engine.core.ratelimit import DEFAULT_SAFETY_MARGIN, SlidingWindowLimiter
 from engine.errors import ConnectionFailedError, ProtocolError, RateLimitedError
+from engine.observability.operator_events import OperatorEvent, RateLimited
 from engine.rest.http_get import get_within
 from engine.rest.quotation_limits import (
     QUOTATION_GROUPS,
@@ -168,6 +169,9 @@ class QuotationClient:
         self._blocked = 0
         self._retries = 0
         self._failures = 0
+        #: Told of each 429 and 418 (the engine's journal logs them, rate-limited); without
+        #: it, the client logs them itself on ``engine.rest``.
+        self.on_event: Callable[[OperatorEvent], None] | None = None
 
     @property
     def base_url(self) -> str:
@@ -206,7 +210,7 @@ class QuotationClient:
         """
         group = group_for_path(path)
         url = f"{self._base}{path}"
-        what = f"GET {url}" + (f"?{httpx.QueryParams(params)}" if params else "")
+        what = _request_text(url, params)
         attempt = 0
         try:
             while True:
@@ -306,7 +310,22 @@ class QuotationClient:
                 advice="the quotation groups allow 10 requests/s per IP, so another client on "
                 "this IP may be using the budget: wait, then request less often",
             )
-        _log.warning("%s: 429, retry %d in %.3g s", what, attempt + 1, wait)
+        self._tell(429, what, wait, "%s: 429, retry %d in %.3g s", attempt + 1)
+
+    def _tell(self, status: int, what: str, wait: float, line: str, *args: object) -> None:
+        if self.on_event is not None:
+            self.on_event(
+                RateLimited(
+                    at=trio.current_time(),
+                    source="rest",
+                    status=status,
+                    request=what,
+                    retry_in=wait,
+                )
+            )
+            return
+        level = logging.ERROR if status == 418 else logging.WARNING
+        _log.log(level, line, what, *args, wait)
 
     def _on_blocked(self, response: httpx.Response, what: str) -> RateLimitedError:
         """Record a 418 block for every later request, and the error to raise now."""
@@ -322,7 +341,7 @@ class QuotationClient:
         readable = [seconds for seconds in (asked, stated) if seconds is not None]
         seconds = max(readable) if readable else self._policy.block_default
         self._blocked_until = max(self._blocked_until, trio.current_time() + seconds)
-        _log.error("%s: 418, every request of this client waits %.3g s", what, seconds)
+        self._tell(418, what, seconds, "%s: 418, every request of this client waits %.3g s")
         return RateLimitedError(
             418,
             retry_after=seconds,
@@ -346,3 +365,14 @@ class QuotationClient:
 
     def __repr__(self) -> str:
         return f"<QuotationClient {self._base} requests={sum(self._requests.values())}>"
+
+
+def _request_text(url: str, params: _Params | None) -> str:
+    """``GET url?query`` for messages and logs, a long list of codes named by its count."""
+    if not params:
+        return f"GET {url}"
+    shown: dict[str, str] = {}
+    for name, value in httpx.QueryParams(params).multi_items():
+        codes = value.split(",")
+        shown[name] = f"<{len(codes)} codes>" if len(codes) > 3 else value
+    return f"GET {url}?" + "&".join(f"{name}={value}" for name, value in shown.items())

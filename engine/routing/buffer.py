@@ -139,6 +139,7 @@ class SubscriberBuffer:
         "_lot",
         "_max",
         "_on_failed",
+        "_on_note",
         "_runs",
         "_size",
         "_skipped",
@@ -157,6 +158,7 @@ class SubscriberBuffer:
         policies: OverflowPolicies = _DEFAULT_POLICIES,
         on_failed: Callable[[SubscriptionFailedError], None] | None = None,
         backfill: bool = False,
+        on_note: Callable[[object, int, int], None] | None = None,
     ) -> None:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise ValueError(
@@ -179,6 +181,9 @@ class SubscriberBuffer:
             for data_type in DATA_TYPES
         }
         self._on_failed = on_failed
+        # Told of each event put (and the Ended), and of the buffer filling up: the engine's
+        # journal (``on_note(event or None, buffered, max_size)``). Never on the fast path.
+        self._on_note = on_note
         self._items: deque[object] = deque()
         # Live items (tombstones excluded).
         self._size = 0
@@ -234,6 +239,8 @@ class SubscriberBuffer:
         if self._runs is not None:
             self._runs.clear()
         self._append(event)
+        if self._on_note is not None:
+            self._on_note(event, self._size, self._max)
 
     def count_duplicate(self) -> None:
         """Count one trade the router skipped as a duplicate for this subscriber."""
@@ -320,6 +327,8 @@ class SubscriberBuffer:
         self._runs = runs
         self._tracking = True
         self._limit = -1
+        if self._on_note is not None:
+            self._on_note(None, self._size, self._max)
         return runs
 
     def _replace(self, run: deque[int], msg: Message) -> None:
@@ -363,10 +372,11 @@ class SubscriberBuffer:
         self._runs = None
         self._tracking = False
         # The stream never stops silently: its last item says why it ended.
-        self._items.append(
-            Ended(self.subscription_id, reason, _now(), discarded, utc=datetime.now(UTC))
-        )
+        ended = Ended(self.subscription_id, reason, _now(), discarded, utc=datetime.now(UTC))
+        self._items.append(ended)
         self._size = 1
+        if self._on_note is not None:
+            self._on_note(ended, 1, self._max)
         self._lot.unpark_all()
 
     def fail(self, cause: str) -> None:

@@ -15,6 +15,7 @@ import trio
 from actors import ActorRef, Supervisor
 from engine.config import EngineConfig
 from engine.core.ratelimit import RateLimitBackoff, SlidingWindowLimiter
+from engine.observability.journal import Journal
 from engine.observability.records import MetricsRecorder
 from engine.rest.catalog_source import CatalogSource
 from engine.routing.publish import RouteSource
@@ -80,6 +81,8 @@ class RegistryHost(RouteSource, Protocol):
     def config(self) -> EngineConfig: ...
     @property
     def metrics(self) -> MetricsRecorder: ...
+    @property
+    def journal(self) -> Journal: ...
     @property
     def rng(self) -> random.Random: ...
     @property

@@ -201,8 +201,10 @@ async def read_frames(
                 elif type(item) is UnknownMessage:
                     report.unknown_type(item.type, name)
                 elif type(item) is ErrorReply:
+                    report.error_frame(name, item.name, item.message)
                     raise ServerError(item.name, item.message)
         elif kind is ErrorReply:
+            report.error_frame(name, decoded.name, decoded.message)  # type: ignore[union-attr]
             raise ServerError(decoded.name, decoded.message)  # type: ignore[union-attr]
         elif kind is StatusUp:
             received["status"] = received.get("status", 0) + 1

@@ -53,6 +53,11 @@ from actors import (
 from engine.core.keys import StreamKey
 from engine.core.registry import Subscription, SubscriptionKind, TicketChange
 from engine.errors import InvalidSubscriptionError, SubscriptionFailedError
+from engine.observability.operator_events import (
+    ConnectionLost,
+    SubscriptionFailed,
+    TicketFailed,
+)
 from engine.routing.publish import publish_routes
 from engine.routing.router import SubscriberBuffer
 from engine.runtime.hosts import RegistryHost
@@ -248,6 +253,7 @@ class _RegistryState:
             policies=core.config.overflow,
             on_failed=self._buffer_failed_callback(sub.id),
             backfill=core.config.backfill if command.backfill is None else command.backfill,
+            on_note=core.journal.note_for(sub.id),
         )
         if sub.kind is not SubscriptionKind.PRIVATE:
             core.first_message_due[sub.id] = now
@@ -286,6 +292,7 @@ class _RegistryState:
         if not sub.is_live:
             return
         core.metrics.subscriptions_broken += 1
+        core.journal.publish(SubscriptionFailed(at=_now(), subscription_id=sub_id, cause=cause))
         _, changes = core.registry.fail(sub_id, cause, now=_now())
         self.apply(changes)
         # The buffer stays: its consumer reads what is buffered, then the error.
@@ -335,6 +342,9 @@ class _RegistryState:
                 closed.set()
             if cause is not None:
                 core.metrics.connection_losses += 1
+                core.journal.publish(
+                    ConnectionLost(at=at, ticket=ticket, generation=generation, cause=cause)
+                )
             self.launch_needed()
 
     def on_ticket_failed(self, ticket: str, cause: str) -> None:
@@ -344,6 +354,9 @@ class _RegistryState:
         core = self.core
         core.metrics.tickets_failed += 1
         failed, changes = core.registry.ticket_failed(ticket, cause, now=_now())
+        core.journal.publish(
+            TicketFailed(at=_now(), ticket=ticket, subscriptions=len(failed), cause=cause)
+        )
         self._failed(failed, cause)
         self.apply(changes)
 
@@ -364,6 +377,7 @@ class _RegistryState:
         core = self.core
         for sub_id in sub_ids:
             core.metrics.subscriptions_broken += 1
+            core.journal.publish(SubscriptionFailed(at=_now(), subscription_id=sub_id, cause=cause))
             buffer = core.buffers.get(sub_id)
             if buffer is not None:
                 buffer.fail(cause)

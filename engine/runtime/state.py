@@ -42,12 +42,15 @@ from engine.core.ratelimit import RateLimitBackoff, SlidingWindowLimiter, connec
 from engine.core.registry import DEFAULT_CAPACITY, Registry
 from engine.errors import EngineClosedError
 from engine.markets.catalog import MarketCatalog
+from engine.observability.journal import Journal
+from engine.observability.operator_events import CatalogRefreshed, CatalogRefreshFailed
 from engine.observability.records import MetricsRecorder
 from engine.rest.catalog_source import CatalogSource
 from engine.rest.quotation import QuotationClient
 from engine.routing.router import BackfillJob, RouteId, Router, SubscriberBuffer
 from engine.runtime.backfill import BackfillService
 from engine.runtime.credentials import endpoint_for, upgrade_headers
+from engine.runtime.debug_channel import DebugChannel
 from engine.runtime.registry_messages import RegistryCommand, SnapshotSeen
 from engine.runtime.snapshots import SnapshotService
 from engine.runtime.ticket_runtime import Pulse, ReconnectOrder, TicketRuntime
@@ -102,6 +105,8 @@ class EngineCore:
             capacity=ticket_capacity,
         )
         self.metrics = MetricsRecorder(trio.current_time)
+        #: Operator events: ``Engine.events()``, the debug channel and the ``engine.*`` logs.
+        self.journal = Journal(trio.current_time)
         self.router = Router(
             on_snapshot=self._on_snapshot,
             on_backfill=self._on_backfill,
@@ -138,9 +143,12 @@ class EngineCore:
         intensity = RestartIntensity(config.max_restarts, config.restart_window)
         started = trio.current_time()
         self.tickets: dict[str, TicketRuntime] = {
-            name: TicketRuntime(name, index, RestartWindow(intensity), turns, since=started)
+            name: TicketRuntime(
+                name, index, RestartWindow(intensity), turns, since=started, journal=self.journal
+            )
             for index, name in enumerate(self.registry.tickets())
         }
+        self._init_operations()
         self._order = ReconnectOrder(
             self.tickets, turns, patience=config.backoff_max + config.connect_timeout
         )
@@ -152,8 +160,6 @@ class EngineCore:
         self.closing: dict[str, trio.Event] = {}
         self._generations = itertools.count(1)
         self.closed = False
-        #: Where Prometheus scrapes ``metrics()`` (``EngineConfig.metrics_port``), while served.
-        self.metrics_address: tuple[str, int] | None = None
 
     # -- connection parameters ---------------------------------------------------------------
 
@@ -200,6 +206,39 @@ class EngineCore:
         loses frames without losing the connection)."""
         self.metrics.count_stall_probe()
         self.router.check_silence(ticket)
+
+    def _init_operations(self) -> None:
+        """Have the parts that see operator news publish it to the journal."""
+        #: Where Prometheus scrapes ``metrics()`` (``EngineConfig.metrics_port``), while served.
+        self.metrics_address: tuple[str, int] | None = None
+        #: Where the debug channel listens (``EngineConfig.debug``), and its server, while served.
+        self.debug_address: str | None = None
+        self.debug_channel: DebugChannel | None = None
+        self.metrics.frames.on_report = self.journal.publish
+        self.quotation.on_event = self.journal.publish
+        self.catalog.on_refresh = self._catalog_refreshed
+        self.catalog.on_error = self._catalog_failed
+
+    def _catalog_refreshed(self, catalog: MarketCatalog, previous: MarketCatalog | None) -> None:
+        codes = set(catalog.codes())
+        before = set(previous.codes()) if previous is not None else set()
+        self.journal.publish(
+            CatalogRefreshed(
+                at=trio.current_time(),
+                markets=len(codes),
+                added=len(codes - before) if previous is not None else 0,
+                removed=len(before - codes),
+            )
+        )
+
+    def _catalog_failed(self, error: Exception) -> None:
+        self.journal.publish(
+            CatalogRefreshFailed(
+                at=trio.current_time(),
+                serving_previous=self.catalog.current is not None,
+                cause=str(error),
+            )
+        )
 
     def _on_backfill(self, job: BackfillJob) -> None:
         # Called synchronously from Router.route: only queued here.

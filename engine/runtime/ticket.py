@@ -227,7 +227,7 @@ class _RealtimeTicket:
                 core.rate_backoff.on_rejected(
                     exc.status, trio.current_time(), retry_after=exc.retry_after
                 )
-                self._connect_failed(describe(exc))
+                self._connect_failed(describe(exc), exc)
             except BaseException as exc:
                 # A failure inside _serve was judged there, before the loss was reported.
                 judged = self._take_verdict()
@@ -242,13 +242,13 @@ class _RealtimeTicket:
         core = self.core
         runtime = self.runtime
         generation = core.next_generation()
-        core.router.ticket_connected(self.name, generation, at=trio.current_time())
-        core.metrics.connects += 1
         if runtime.connects:
             core.metrics.reconnects += 1
+        runtime.connected(generation)  # told before the subscribers' Gaps
+        core.router.ticket_connected(self.name, generation, at=trio.current_time())
+        core.metrics.connects += 1
         if runtime.lost_at is not None and core.carries_streams(self.name):
             core.metrics.gaps += 1  # an abnormal outage of a ticket carrying streams ends now
-        runtime.connected()
         self.streaming = frozenset()
         self.sent_codes = ()
         self.recent = []
@@ -278,13 +278,14 @@ class _RealtimeTicket:
             self.runtime.lost_at = now
         self._tell_registry(TicketLost(self.name, generation, cause, now))
 
-    def _connect_failed(self, cause: str) -> None:
+    def _connect_failed(self, cause: str, refused: RateLimitedError | None = None) -> None:
         # The subscribers hear of it now (Interrupted), not after the next success, and
         # registry() shows the ticket as failing.
         now = trio.current_time()
         if self.runtime.lost_at is None:
             self.runtime.lost_at = now
         self.core.router.connect_failed(self.name, cause, at=now)
+        self.runtime.connect_failed(cause, refused)
 
     def _tell_registry(self, message: Any) -> None:
         ref = self.core.registry_ref

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import NoReturn
 
+from engine.observability.records import MetricsRecorder
 from engine.runtime.hosts import PumpHost
 from engine.runtime.link import read_frames
+from engine.runtime.ticket_runtime import TicketRuntime
 from engine.transport.base import Connection
 
 __all__ = ("pump",)
@@ -32,5 +34,10 @@ async def pump(core: PumpHost, name: str, conn: Connection, generation: int) -> 
         report=metrics.frames,
         received=metrics.received,
         burst=burst,
-        on_restored=metrics.resubscribe_latency.observe,
+        on_restored=lambda seconds: _restored(metrics, runtime, seconds),
     )
+
+
+def _restored(metrics: MetricsRecorder, runtime: TicketRuntime, seconds: float) -> None:
+    metrics.resubscribe_latency.observe(seconds)
+    runtime.restored(seconds)

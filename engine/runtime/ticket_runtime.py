@@ -18,7 +18,15 @@ from actors import RestartWindow
 from engine.core.connection_state import ConnectionState
 from engine.core.keys import StreamKey
 from engine.core.stall import StallDetector
+from engine.errors import RateLimitedError
 from engine.observability.failure_log import FailureLog
+from engine.observability.journal import Journal
+from engine.observability.operator_events import (
+    Connected,
+    ConnectFailed,
+    RateLimited,
+    Replayed,
+)
 from engine.observability.records import TicketMetrics
 
 __all__ = ("Pulse", "ReconnectOrder", "TicketRuntime")
@@ -85,6 +93,8 @@ class TicketRuntime:
     failure_log: FailureLog = attrs.field(
         default=attrs.Factory(lambda self: FailureLog(self.name), takes_self=True)
     )
+    #: Where connects, failed attempts and replays are told (the engine's journal).
+    journal: Journal | None = None
 
     def enter(self, state: ConnectionState) -> None:
         """Move to ``state`` (``since`` changes only when the state does)."""
@@ -93,13 +103,53 @@ class TicketRuntime:
             self.since = trio.current_time()
             self.pulse.fire()
 
-    def connected(self) -> None:
+    def connected(self, generation: int) -> None:
         """A connection was opened (its replay comes next)."""
+        now = trio.current_time()
+        if self.journal is not None:
+            streak = self.failure_log
+            self.journal.publish(
+                Connected(
+                    at=now,
+                    ticket=self.name,
+                    generation=generation,
+                    reconnect=self.connects > 0,
+                    failed_attempts=streak.attempts,
+                    down_for=None if streak.since is None else now - streak.since,
+                )
+            )
         if self.connects:
             self.reconnects += 1
         self.connects += 1
         self.enter(ConnectionState.REPLAYING)
-        self.failure_log.connected(trio.current_time())
+        self.failure_log.connected(now)
+
+    def connect_failed(self, cause: str, refused: RateLimitedError | None = None) -> None:
+        """A connect attempt failed (after :meth:`note_failure`); ``refused``: by a 429/418."""
+        journal = self.journal
+        if journal is None:
+            return
+        now = trio.current_time()
+        if refused is not None:
+            journal.publish(
+                RateLimited(
+                    at=now,
+                    source="websocket",
+                    status=refused.status,
+                    request=f"connect of {self.name}",
+                    retry_in=refused.retry_after,
+                )
+            )
+        journal.publish(
+            ConnectFailed(at=now, ticket=self.name, attempt=self.failure_log.attempts, cause=cause)
+        )
+
+    def restored(self, seconds: float) -> None:
+        """The first frame after a loss arrived ``seconds`` after it."""
+        if self.journal is not None:
+            self.journal.publish(
+                Replayed(at=trio.current_time(), ticket=self.name, seconds=seconds)
+            )
 
     def note_failure(self, cause: str) -> None:
         """Record an abnormal end of a connection or connect attempt.

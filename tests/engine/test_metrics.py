@@ -130,6 +130,12 @@ def populated(n: int = 1) -> EngineMetrics:
         backfills_running=97 * n,
         backfill_streams=101 * n,
         backfill_latency=LatencySummary(3 * n, 1.5 * n, 0.2, 0.8, 0.5),
+        error_frames={"INVALID_PARAM": 103 * n},
+        operator_events={"connected": 107 * n, "gap": 109 * n},
+        operator_events_dropped=113 * n,
+        debug_clients=127 * n,
+        debug_clients_refused=131 * n,
+        debug_clients_dropped=137 * n,
     )
 
 
@@ -265,6 +271,25 @@ upbit_engine_backfill_streams 101
 # TYPE upbit_engine_backfill_latency_seconds summary
 upbit_engine_backfill_latency_seconds_count 3
 upbit_engine_backfill_latency_seconds_sum 1.5
+# HELP upbit_engine_error_frames_total Error frames from Upbit.
+# TYPE upbit_engine_error_frames_total counter
+upbit_engine_error_frames_total{error="INVALID_PARAM"} 103
+# HELP upbit_engine_operator_events_total Operator events published, per kind.
+# TYPE upbit_engine_operator_events_total counter
+upbit_engine_operator_events_total{kind="connected"} 107
+upbit_engine_operator_events_total{kind="gap"} 109
+# HELP upbit_engine_operator_events_dropped_total Operator events dropped from readers that fell behind.
+# TYPE upbit_engine_operator_events_dropped_total counter
+upbit_engine_operator_events_dropped_total 113
+# HELP upbit_engine_debug_clients Debug channel clients connected.
+# TYPE upbit_engine_debug_clients gauge
+upbit_engine_debug_clients 127
+# HELP upbit_engine_debug_clients_refused_total Debug channel clients turned away (too many).
+# TYPE upbit_engine_debug_clients_refused_total counter
+upbit_engine_debug_clients_refused_total 131
+# HELP upbit_engine_debug_clients_dropped_total Debug channel clients dropped (too slow to read).
+# TYPE upbit_engine_debug_clients_dropped_total counter
+upbit_engine_debug_clients_dropped_total 137
 # HELP upbit_engine_connect_latency_seconds Subscribe to first message.
 # TYPE upbit_engine_connect_latency_seconds summary
 upbit_engine_connect_latency_seconds_count 2
