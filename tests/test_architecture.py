@@ -197,6 +197,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "transport": ("engine.transport",),
     "runtime": ("engine.runtime",),
     "facade": ("engine.facade",),
+    "gateway": ("engine.gateway",),
     "testing": ("engine.testing",),
     "cli": ("engine.cli",),
 }

@@ -16,6 +16,8 @@ import trio
 from engine.cli.debug_client import DebugClientError
 from engine.cli.inspect_command import add_inspect_command, check_inspect_args, run_inspect
 from engine.cli.output import describe, quiet_broken_pipe, stop_on_signals
+from engine.cli.record_command import add_record_command, check_record_args, run_record
+from engine.cli.serve_command import add_serve_command, check_serve_args, run_serve
 from engine.cli.watch_command import (
     add_endpoint_options,
     add_watch_command,
@@ -49,6 +51,8 @@ def add_engine_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     demo.add_argument("--duration", type=float, default=20.0, help="seconds (default 20)")
     demo.add_argument("--seed", type=int, default=7, help="emulator seed (default 7)")
     add_inspect_command(commands)
+    add_serve_command(commands)
+    add_record_command(commands)
 
 
 async def _snapshot(args: argparse.Namespace, out: TextIO) -> None:
@@ -72,6 +76,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], Awaitable[object]]] 
     "snapshot": _snapshot,
     "demo": _demo,
     "inspect": run_inspect,
+    "serve": run_serve,
+    "record": run_record,
 }
 
 
@@ -82,6 +88,10 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return check_watch_args(args)
     if args.command == "inspect":
         return check_inspect_args(args)
+    if args.command == "serve":
+        return check_serve_args(args)
+    if args.command == "record":
+        return check_record_args(args)
     if args.command == "snapshot" and args.emulator and (args.ws_url or args.rest_url):
         return "--emulator runs its own endpoints: drop --ws-url/--rest-url"
     return None

@@ -57,6 +57,7 @@ from engine.testing.marketdata.market import (
     make_my_order,
     to_simple,
 )
+from engine.testing.recorded_market import RecordedMarket
 from engine.testing.replay import ReplayMarket
 
 __all__ = (
@@ -82,6 +83,7 @@ __all__ = (
     "Quirks",
     "Refusal",
     "RejectConnects",
+    "RecordedMarket",
     "ReplayMarket",
     "RequestRecord",
     "RestartServer",

@@ -42,7 +42,6 @@ from engine.testing.introspection import (
     RequestRecord,
 )
 from engine.testing.marketdata.market import Listing, MarketSimulator, default_catalog, to_simple
-from engine.testing.replay import ReplayMarket
 
 __all__ = ("Emulator", "open_emulator")
 
@@ -576,8 +575,8 @@ async def open_emulator(
     """
     config = config or EmulatorConfig()
     if catalog is None:
-        if isinstance(simulator, MarketSimulator | ReplayMarket):
-            catalog = simulator.catalog
+        if isinstance(getattr(simulator, "catalog", None), tuple):
+            catalog = simulator.catalog  # type: ignore[union-attr]
         else:
             catalog = _default_catalog(config)
     start: dict[str, int] = {}

@@ -51,18 +51,24 @@ class HttpConnection:
                 await self.respond(400, b"malformed HTTP request", close=True)
                 return None
             if event is h11.NEED_DATA:
-                try:
-                    data = bytes(await self.stream.receive_some(65536))
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                if not await self._receive_more():
                     return None
-                self._raw += data
-                self._h11.receive_data(data)
                 continue
             if isinstance(event, h11.Request):
                 return self._request(event)
             if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return None
             # Data / EndOfMessage of a GET: nothing to do with them.
+
+    async def _receive_more(self) -> bool:
+        """Feed the next bytes from the client to h11; False when the client went away."""
+        try:
+            data = bytes(await self.stream.receive_some(65536))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        self._raw += data
+        self._h11.receive_data(data)
+        return True
 
     async def read_body(self, limit: int) -> bytes | None:
         """The body of the request just read (``b""`` if it has none), or None when the client
@@ -83,11 +89,8 @@ class HttpConnection:
             except h11.RemoteProtocolError:
                 return None
             if event is h11.NEED_DATA:
-                try:
-                    data = bytes(await self.stream.receive_some(65536))
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                if not await self._receive_more():
                     return None
-                conn.receive_data(data)
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > limit:
