@@ -272,6 +272,7 @@ def _operations_metrics(core: EngineCore) -> dict[str, Any]:
         "debug_clients": stats.clients if stats else 0,
         "debug_clients_refused": stats.refused if stats else 0,
         "debug_clients_dropped": stats.dropped_slow if stats else 0,
+        "gateway": MappingProxyType(dict(core.gateway_metrics())) if core.gateway_metrics else {},
     }
 
 

@@ -43,6 +43,17 @@ class GatewayStats:
     connected: bool = True
     last_error: str | None = None
 
+    def as_metrics(self) -> dict[str, float]:
+        """The counters as ``EngineMetrics.gateway`` holds them."""
+        return {
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "dropped": self.dropped,
+            "retries": self.retries,
+            "queued": self.buffered,
+            "connected": 1.0 if self.connected else 0.0,
+        }
+
 
 class Publisher:
     """A bounded queue drained by :meth:`run` through ``publish`` (a batch -> its outcome)."""

@@ -88,6 +88,7 @@ async def open_gateway(config: GatewayConfig, **engine_options: Any) -> AsyncIte
             )
             listeners.append(publisher)
             async with open_engine(**engine_options) as eng:
+                eng._core.gateway_metrics = publisher.stats.as_metrics  # metrics(), Prometheus
                 with eng.events(capacity=10_000) as feed:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(publisher.run)

@@ -121,6 +121,9 @@ class EngineMetrics:
     debug_clients: int = 0
     debug_clients_refused: int = 0
     debug_clients_dropped: int = 0
+    #: A gateway's counters (``upbit-engine serve``; empty otherwise): ``stored``,
+    #: ``duplicates``, ``dropped``, ``retries`` (totals), ``queued`` and ``connected`` (now).
+    gateway: Mapping[str, float] = attrs.field(factory=dict)
 
     @property
     def ticket_efficiency(self) -> float:
@@ -219,6 +222,16 @@ def _each(
 def _by(label: str, get: Callable[[EngineMetrics], Mapping[str, int]]) -> _Read:
     """One sample per key of a count mapping (sorted), labelled ``label="key"``."""
     return _each(label, get, lambda count: count)
+
+
+def _gateway(key: str) -> _Read:
+    """A gateway counter; no sample at all when the engine is not a gateway."""
+
+    def read(metrics: EngineMetrics) -> list[_Sample]:
+        value = metrics.gateway.get(key)
+        return [] if value is None else [("", {}, value)]
+
+    return read
 
 
 def _per_pool(value: Callable[[PoolUsage], float]) -> _Read:
@@ -432,6 +445,24 @@ _FAMILIES: tuple[_Family, ...] = (
         "Debug channel clients dropped (too slow to read).",
         _one(lambda m: m.debug_clients_dropped),
     ),
+    _counter(
+        "gateway_messages_stored_total",
+        "Messages the gateway's JetStream stream stored.",
+        _gateway("stored"),
+    ),
+    _counter(
+        "gateway_duplicates_total",
+        "Messages JetStream already had (another gateway, or a retry).",
+        _gateway("duplicates"),
+    ),
+    _counter(
+        "gateway_dropped_total",
+        "Messages dropped because NATS was unreachable beyond the buffer.",
+        _gateway("dropped"),
+    ),
+    _counter("gateway_retries_total", "Publishes retried.", _gateway("retries")),
+    _gauge("gateway_queued", "Messages waiting for JetStream's ack.", _gateway("queued")),
+    _gauge("gateway_connected", "1 while NATS acknowledges.", _gateway("connected")),
     _summary("connect_latency_seconds", "Subscribe to first message.", lambda m: m.connect_latency),
     _summary(
         "resubscribe_latency_seconds",

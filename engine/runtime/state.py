@@ -26,6 +26,7 @@ import contextlib
 import itertools
 import random
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
@@ -214,6 +215,8 @@ class EngineCore:
         #: Where the debug channel listens (``EngineConfig.debug``), and its server, while served.
         self.debug_address: str | None = None
         self.debug_channel: DebugChannel | None = None
+        #: Set by a gateway (``engine.gateway.run``): its counters, for ``metrics()``.
+        self.gateway_metrics: Callable[[], Mapping[str, float]] | None = None
         self.metrics.frames.on_report = self.journal.publish
         self.quotation.on_event = self.journal.publish
         self.catalog.on_refresh = self._catalog_refreshed

@@ -136,6 +136,14 @@ def populated(n: int = 1) -> EngineMetrics:
         debug_clients=127 * n,
         debug_clients_refused=131 * n,
         debug_clients_dropped=137 * n,
+        gateway={
+            "stored": 139 * n,
+            "duplicates": 149 * n,
+            "dropped": 151 * n,
+            "retries": 157 * n,
+            "queued": 163 * n,
+            "connected": 1,
+        },
     )
 
 
@@ -290,6 +298,24 @@ upbit_engine_debug_clients_refused_total 131
 # HELP upbit_engine_debug_clients_dropped_total Debug channel clients dropped (too slow to read).
 # TYPE upbit_engine_debug_clients_dropped_total counter
 upbit_engine_debug_clients_dropped_total 137
+# HELP upbit_engine_gateway_messages_stored_total Messages the gateway's JetStream stream stored.
+# TYPE upbit_engine_gateway_messages_stored_total counter
+upbit_engine_gateway_messages_stored_total 139
+# HELP upbit_engine_gateway_duplicates_total Messages JetStream already had (another gateway, or a retry).
+# TYPE upbit_engine_gateway_duplicates_total counter
+upbit_engine_gateway_duplicates_total 149
+# HELP upbit_engine_gateway_dropped_total Messages dropped because NATS was unreachable beyond the buffer.
+# TYPE upbit_engine_gateway_dropped_total counter
+upbit_engine_gateway_dropped_total 151
+# HELP upbit_engine_gateway_retries_total Publishes retried.
+# TYPE upbit_engine_gateway_retries_total counter
+upbit_engine_gateway_retries_total 157
+# HELP upbit_engine_gateway_queued Messages waiting for JetStream's ack.
+# TYPE upbit_engine_gateway_queued gauge
+upbit_engine_gateway_queued 163
+# HELP upbit_engine_gateway_connected 1 while NATS acknowledges.
+# TYPE upbit_engine_gateway_connected gauge
+upbit_engine_gateway_connected 1
 # HELP upbit_engine_connect_latency_seconds Subscribe to first message.
 # TYPE upbit_engine_connect_latency_seconds summary
 upbit_engine_connect_latency_seconds_count 2

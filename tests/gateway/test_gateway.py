@@ -82,6 +82,10 @@ async def test_one_gateway_stores_every_trade_once_in_upbit_json(nats_server: Na
             assert gw.stream_setup == "created"
             await _run(gw, 3.0)
             stats = gw.stats
+            exported = gw.engine.metrics().gateway  # metrics() and Prometheus carry them
+            assert exported["stored"] == stats.stored > 0
+            assert exported["connected"] == 1.0
+            assert exported["queued"] == 0
         items, _ = await _read_all(nats_server, "check")
     trades = _trades(items)
     ids = [t.sequential_id for t in trades]
@@ -216,3 +220,38 @@ def test_serve_refuses_what_it_cannot_run(capsys: pytest.CaptureFixture[str]) ->
     assert "give --nats URL" in capsys.readouterr().err
     assert main(["serve", "--nats", "nats://127.0.0.1:1", "myAsset:KRW-BTC"]) == 2
     assert "must not go to a shared bus" in capsys.readouterr().err
+
+
+async def test_a_gateway_killed_with_sigkill_loses_nothing_its_twin_has(
+    nats_server: NatsServer,
+) -> None:
+    async with open_emulator(_emulator()) as emu:
+        options = {"ws_url": emu.ws_url, "rest_url": emu.rest_url}
+        argv = [sys.executable, "-m", "engine.cli", "serve", "--nats", nats_server.url]
+        argv += ["--ws-url", emu.ws_url, "--rest-url", emu.rest_url, "--name", "killed"]
+        argv += ["trade:" + ",".join(CODES)]
+        async with open_gateway(_config(nats_server, name="twin"), **options) as twin:
+            killed = await trio.lowlevel.open_process(argv, stderr=subprocess.PIPE)
+            try:
+                assert killed.stderr is not None
+                with trio.fail_after(DEADLINE):
+                    await killed.stderr.receive_some(4096)  # its "publishing" line
+                await _run(twin, 2.0)
+                killed.kill()  # SIGKILL: no flush, no goodbye
+                await killed.wait()
+                await _run(twin, 2.0)
+                stats = twin.stats
+            finally:
+                if killed.returncode is None:
+                    killed.kill()
+                    await killed.wait()
+                if killed.stderr is not None:
+                    await killed.stderr.aclose()
+        items, _ = await _read_all(nats_server, "check")
+    assert killed.returncode == -signal.SIGKILL
+    assert stats.duplicates > 0  # the killed one had published the same trades
+    trades = _trades(items)
+    ids = [t.sequential_id for t in trades]
+    assert len(ids) == len(set(ids))
+    _assert_no_hole(trades, emu)
+    assert {i.gateway for i in items if isinstance(i, BusEvent)} == {"killed", "twin"}
