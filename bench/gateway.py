@@ -163,8 +163,8 @@ async def main(quick: bool) -> str:
     for gateways in (1, 2):
         with tempfile.TemporaryDirectory() as tmp:
             server = NatsServer(binary, Path(tmp))
-            server.start()
             try:
+                server.start()
                 took, stored, duplicates = await _capacity(server, count, gateways)
             finally:
                 server.stop()
@@ -180,8 +180,8 @@ async def main(quick: bool) -> str:
     for gateways in (1, 2):
         with tempfile.TemporaryDirectory() as tmp:
             server = NatsServer(binary, Path(tmp))
-            server.start()
             try:
+                server.start()
                 values = await _latency(server, seconds, gateways)
             finally:
                 server.stop()

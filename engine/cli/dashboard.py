@@ -18,10 +18,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from engine.cli.debug_client import DebugClient, open_debug_client
+from engine.cli.debug_client import DebugClient, DebugClientError, open_debug_client
 
 __all__ = ("Dashboard", "run_dashboard")
 
+#: Seconds a failed poll waits for the event follower to report that the engine stopped.
+GONE_GRACE: Final = 5.0
 #: Events kept at the bottom of the dashboard.
 EVENT_TAIL: Final = 12
 _LEVEL_STYLE: Final = {
@@ -201,7 +203,13 @@ async def run_dashboard(address: str, client: DebugClient, out: TextIO, interval
 
             nursery.start_soon(follow)
             while True:
-                dashboard.update_tickets(await client.request("tickets"))
-                dashboard.update_subscriptions(await client.request("subscriptions"))
+                try:
+                    dashboard.update_tickets(await client.request("tickets"))
+                    dashboard.update_subscriptions(await client.request("subscriptions"))
+                except DebugClientError:
+                    # The engine went away between two polls: give the follower a moment to
+                    # say how it ended (it ends the dashboard); else this error is the answer.
+                    await trio.sleep(GONE_GRACE)
+                    raise
                 live.update(dashboard.render(), refresh=True)
                 await trio.sleep(interval)

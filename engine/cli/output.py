@@ -77,8 +77,10 @@ def describe(item: object) -> str:
 
 @asynccontextmanager
 async def stop_on_signals() -> AsyncIterator[trio.CancelScope]:
-    """A cancel scope that SIGINT (Ctrl-C) and SIGTERM cancel: the command inside stops the way
-    it stops at its end (the engine closes its streams and actors), and exits 0."""
+    """A cancel scope that SIGINT (Ctrl-C) and SIGTERM cancel; the command exits 0. Its
+    context managers exit under that cancellation: streams end with ``Ended``, the debug socket
+    is removed, a gateway publishes what it has queued (shielded cleanups), and the actors are
+    cancelled together (Trio semantics) rather than stopped one by one."""
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
 

@@ -3,8 +3,8 @@ models ``eng.stream()`` yields, with the gateways' events.
 
 ``open_bus(nats_url, durable="strategy-1")`` binds a durable JetStream pull consumer: a
 consumer restarted under the same name resumes after the last message it finished with. A
-message is acknowledged when the consumer asks for the one after the whole batch it came in, so
-a consumer that crashes mid-batch gets the unfinished part again (at least once, never lost);
+message is acknowledged when the consumer asks for the next one, so a consumer that crashes
+gets the message it was working on (and what it had fetched) again: at least once, never lost;
 trades carry ``sequential_id`` for the rare repeat. Without ``durable`` the consumer is
 ephemeral and starts at the newest message.
 """
@@ -12,6 +12,7 @@ ephemeral and starts at the newest message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -48,23 +49,31 @@ class BusEvent:
 class BusConsumer:
     """Iterate it: messages and :class:`BusEvent`, in the stream's order."""
 
-    def __init__(self, thread: AsyncioThread, subscription: Any, events_prefix: str) -> None:
+    def __init__(
+        self, thread: AsyncioThread, subscription: Any, events_prefix: str, batch_size: int
+    ) -> None:
         self._thread = thread
         self._subscription = subscription
         self._events_prefix = events_prefix
         self._batch: list[Any] = []
-        self._done: list[Any] = []
-        self.batch_size = 256
+        self._handed: Any = None
+        self.batch_size = batch_size
 
     def __aiter__(self) -> BusConsumer:
         return self
 
     async def __anext__(self) -> Message | BusEvent:
+        # Asking for the next message is finishing the last one: acknowledge it (without
+        # waiting; only it is outstanding, so a slow reader never outlasts ack_wait).
+        self._ack_handed()
         while not self._batch:
-            await self._ack_done()
-            self._batch = await self._thread.call(self._fetch)
+            # Shielded (bounded by FETCH_WAIT): a fetched batch is never dropped by a cancel;
+            # it waits here for the next call, or is handed back by close().
+            with trio.CancelScope(shield=True):
+                self._batch = await self._thread.call(self._fetch)
+            await trio.lowlevel.checkpoint()
         raw = self._batch.pop(0)
-        self._done.append(raw)
+        self._handed = raw
         return self._decode(raw.subject, raw.data)
 
     async def _fetch(self) -> list[Any]:
@@ -73,26 +82,21 @@ class BusConsumer:
         except (TimeoutError, NatsTimeout):
             return []
 
+    def _ack_handed(self) -> None:
+        raw, self._handed = self._handed, None
+        if raw is not None:
+            self._thread.call_soon(lambda: self._thread.loop.create_task(_quiet(raw.ack())))
+
     async def close(self) -> None:
         """Acknowledge what was handed out; hand back (nak) what was fetched but not read, so
         the next consumer of the durable gets it at once, in order."""
-        await self._ack_done()
+        self._ack_handed()
         unread, self._batch = self._batch, []
-        if unread:
 
-            async def nak_all() -> None:
-                await asyncio.gather(*(raw.nak() for raw in unread))
+        async def settle() -> None:
+            await asyncio.gather(*(raw.nak() for raw in unread))
 
-            await self._thread.call(nak_all)
-
-    async def _ack_done(self) -> None:
-        done, self._done = self._done, []
-        if done:
-
-            async def ack_all() -> None:
-                await asyncio.gather(*(raw.ack() for raw in done))
-
-            await self._thread.call(ack_all)
+        await self._thread.call(settle)
 
     def _decode(self, subject: str, data: bytes) -> Message | BusEvent:
         if subject.startswith(self._events_prefix):
@@ -108,6 +112,12 @@ class BusConsumer:
         return decoded  # type: ignore[return-value]
 
 
+async def _quiet(ack: Any) -> None:
+    # A lost ack only means a redelivery after ack_wait (at least once): nothing to raise.
+    with contextlib.suppress(Exception):
+        await ack
+
+
 @asynccontextmanager
 async def open_bus(
     nats: str,
@@ -116,15 +126,19 @@ async def open_bus(
     stream: str = "UPBIT",
     subjects: str | None = None,
     prefix: str = "upbit",
+    batch_size: int = 64,
+    ack_wait: float = 60.0,
 ) -> AsyncIterator[BusConsumer]:
-    """A consumer of ``stream`` (``subjects``, default every ``{prefix}.>`` subject)."""
+    """A consumer of ``stream`` (``subjects``, default every ``{prefix}.>`` subject). It fetches
+    ``batch_size`` messages at a time; a message not finished within ``ack_wait`` seconds of its
+    fetch comes again, so keep ``ack_wait / batch_size`` above the time one message takes."""
     async with open_asyncio_thread() as thread:
         session: NatsSession = await thread.call(lambda: connect(nats, lambda state: None))
         try:
             config = ConsumerConfig(
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL if durable else DeliverPolicy.NEW,
-                ack_wait=30.0,
+                ack_wait=ack_wait,
                 max_ack_pending=-1,
             )
             subscription = await thread.call(
@@ -132,7 +146,7 @@ async def open_bus(
                     subjects or f"{prefix}.>", durable=durable, stream=stream, config=config
                 )
             )
-            consumer = BusConsumer(thread, subscription, f"{prefix}.events.")
+            consumer = BusConsumer(thread, subscription, f"{prefix}.events.", batch_size)
             try:
                 yield consumer
             finally:

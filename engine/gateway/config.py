@@ -69,7 +69,7 @@ class GatewayConfig:
     max_age: float = attrs.field(default=86_400.0, validator=_positive)
     max_bytes: int = 0
     duplicate_window: float = attrs.field(default=120.0, validator=_positive)
-    #: Messages held while NATS is unreachable; beyond it the oldest are dropped (and counted,
+    #: Messages held while NATS is unreachable; beyond it new ones are refused (and counted,
     #: and reported on the events subject when NATS is back).
     buffer: int = attrs.field(default=100_000, validator=_positive)
     #: Messages per publish batch, and seconds one publish may wait for its ack.

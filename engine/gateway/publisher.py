@@ -1,8 +1,9 @@
 """The gateway's outbound queue: messages wait here (bounded) until JetStream acknowledges them.
 
 The engine's consumers only ever call :meth:`Publisher.offer`, which never blocks: a gateway
-that loses NATS keeps the engine running, holds up to ``limit`` messages, and beyond that drops
-the oldest, counts them and says so on the events subject once NATS is back. A batch whose acks
+that loses NATS keeps the engine running, holds up to ``limit`` messages, and beyond that refuses
+the newest (the oldest may be in flight), counts them and says so on the events subject once
+NATS is back. A batch whose acks
 did not all come is retried, in order, with the same message ids: JetStream keeps one copy of a
 message that was stored but whose ack was lost.
 """
@@ -77,20 +78,17 @@ class Publisher:
         self._instance = instance
         self._event_serial = 0
         self._dropped_unreported = 0
-        # Items dropped from the head so far: a batch in flight may lose its first items to
-        # an overflow, and must not then take others off the queue.
-        self._head_drops = 0
         self.stats = GatewayStats()
 
     def offer(self, subject: str, data: bytes, msg_id: str | None) -> None:
-        """Queue one message; never blocks (the oldest goes when the queue is full)."""
+        """Queue one message; never blocks (refused, and counted, when the queue is full)."""
         self.stats.offered += 1
-        self._queue.append((subject, data, msg_id))
-        if len(self._queue) > self._limit:
-            self._queue.popleft()
-            self._head_drops += 1
+        if len(self._queue) >= self._limit:
+            # Full: the new message is refused (the head may be in flight: never evict it).
             self.stats.dropped += 1
             self._dropped_unreported += 1
+            return
+        self._queue.append((subject, data, msg_id))
         self.stats.buffered = len(self._queue)
         self._wake.set()
 
@@ -136,27 +134,31 @@ class Publisher:
         batch = [self._queue[i] for i in range(min(self._batch, len(self._queue)))]
         if not batch:
             return
-        drops_before = self._head_drops
         try:
             outcome = await self._publish(batch)
         except Exception as exc:  # the connection itself failed: everything is retried
             outcome = PublishOutcome(0, 0, tuple(range(len(batch))), repr(exc))
-        self._settle(batch, outcome, gone=min(len(batch), self._head_drops - drops_before))
+        self._settle(batch, outcome)
         self._settled.set()
         self._settled = trio.Event()
         if outcome.failed:
             await trio.sleep(RETRY_DELAY)
 
-    def _settle(self, batch: list[Item], outcome: PublishOutcome, *, gone: int) -> None:
-        """``gone``: the batch's first items an overflow dropped while it was in flight."""
+    def _settle(self, batch: list[Item], outcome: PublishOutcome) -> None:
+        """The batch at the queue's head was answered: acknowledged items leave the queue."""
         stats = self.stats
         stats.stored += outcome.stored
         stats.duplicates += outcome.duplicates
         failed = set(outcome.failed)
         # Acknowledged ones leave the queue; the rest stay at its head, in their order.
-        keep = [item for index, item in enumerate(batch) if index in failed and index >= gone]
-        for _ in range(len(batch) - gone):
+        keep = [item for index, item in enumerate(batch) if index in failed]
+        # A loss report put first while the batch was in flight sits ahead of it.
+        reports = []
+        while self._queue and self._queue[0] is not batch[0]:
+            reports.append(self._queue.popleft())
+        for _ in batch:
             self._queue.popleft()
+        self._queue.extendleft(reversed(reports))
         self._queue.extendleft(reversed(keep))
         if failed:
             stats.retries += len(failed)

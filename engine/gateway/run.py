@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +29,8 @@ from engine.gateway.encoding import encode_message
 from engine.gateway.nats_session import NatsSession, PublishOutcome, connect
 from engine.gateway.publisher import GatewayStats, Item, Publisher
 from engine.observability.debug_replies import event_json
+from engine.observability.journal import LOG_INTERVAL
+from engine.observability.operator_events import shape_of
 from engine.runtime.event_feed import EventFeed
 
 __all__ = ("FLUSH_TIMEOUT", "Gateway", "open_gateway")
@@ -87,19 +91,23 @@ async def open_gateway(config: GatewayConfig, **engine_options: Any) -> AsyncIte
                 instance=f"{config.name}:{uuid.uuid4().hex[:12]}",
             )
             listeners.append(publisher)
-            async with open_engine(**engine_options) as eng:
-                eng._core.gateway_metrics = publisher.stats.as_metrics  # metrics(), Prometheus
-                with eng.events(capacity=10_000) as feed:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(publisher.run)
-                        nursery.start_soon(_forward_events, feed, publisher)
-                        for spec in config.own_specs():
-                            sub_id = await eng.subscribe_realtime(spec.data_type, list(spec.codes))
-                            nursery.start_soon(_forward, eng, sub_id, publisher, config.prefix)
-                        try:
-                            yield Gateway(eng, config, publisher, setup)
-                        finally:
-                            nursery.cancel_scope.cancel()
+            try:
+                async with open_engine(**engine_options) as eng:
+                    eng._core.gateway_metrics = publisher.stats.as_metrics  # for metrics()
+                    with eng.events(capacity=10_000) as feed:
+                        async with trio.open_nursery() as nursery:
+                            nursery.start_soon(publisher.run)
+                            nursery.start_soon(_forward_events, feed, publisher)
+                            for spec in config.own_specs():
+                                codes = list(spec.codes)
+                                sub_id = await eng.subscribe_realtime(spec.data_type, codes)
+                                nursery.start_soon(_forward, eng, sub_id, publisher, config.prefix)
+                            try:
+                                yield Gateway(eng, config, publisher, setup)
+                            finally:
+                                nursery.cancel_scope.cancel()
+            finally:
+                # Also when stopped by cancellation (SIGTERM in serve): what is queued goes out.
                 await _flush(publisher)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(FLUSH_TIMEOUT):
@@ -113,8 +121,24 @@ def _batch_publisher(thread: AsyncioThread, session: NatsSession, ack_wait: floa
     return publish
 
 
+#: NATS error text shape -> (last logged, repeats since): nats-py reports every failed
+#: reconnect attempt (twice a second while the server is down).
+_ERRORS_LOGGED: dict[str, tuple[float, int]] = {}
+
+
 def _on_state(state: str) -> None:
     # Called on the asyncio thread; logging is thread-safe.
+    if state.startswith("error"):
+        shape = shape_of(state)
+        now = time.monotonic()
+        last, repeats = _ERRORS_LOGGED.get(shape, (-math.inf, 0))
+        if now - last < LOG_INTERVAL:
+            _ERRORS_LOGGED[shape] = (last, repeats + 1)
+            return
+        _ERRORS_LOGGED[shape] = (now, 0)
+        more = f" (+{repeats} like it in the last {LOG_INTERVAL:.0f} s)" if repeats else ""
+        _log.warning("NATS %s%s", state, more, extra={"nats_state": "error"})
+        return
     level = logging.WARNING if state != "reconnected" else logging.INFO
     _log.log(level, "NATS %s", state, extra={"nats_state": state})
 

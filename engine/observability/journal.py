@@ -10,6 +10,7 @@ nothing else. Sans-IO: the clock is passed in, and a reader is woken through a c
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Final
@@ -21,6 +22,7 @@ from engine.observability.operator_events import (
     OperatorEvent,
     SlowSubscriber,
     StreamEvent,
+    SubscriptionFailed,
 )
 
 __all__ = ("LOG_INTERVAL", "RECENT", "Journal", "JournalReader")
@@ -38,7 +40,17 @@ class JournalReader:
     :class:`EventsDropped` with their count before the events that remain.
     """
 
-    __slots__ = ("_capacity", "_clock", "_items", "_journal", "_lost", "closed", "dropped", "wake")
+    __slots__ = (
+        "__weakref__",
+        "_capacity",
+        "_clock",
+        "_items",
+        "_journal",
+        "_lost",
+        "closed",
+        "dropped",
+        "wake",
+    )
 
     def __init__(
         self,
@@ -103,7 +115,8 @@ class Journal:
     ) -> None:
         self._clock = clock
         self._recent: deque[OperatorEvent] = deque(maxlen=recent)
-        self._readers: set[JournalReader] = set()
+        # Weak: an events() iterator the application forgot detaches itself when collected.
+        self._readers: weakref.WeakSet[JournalReader] = weakref.WeakSet()
         self._log_interval = log_interval
         # throttle key -> (time of the last line, events suppressed since)
         self._logged: dict[str, tuple[float, int]] = {}
@@ -124,6 +137,8 @@ class Journal:
         """Record ``event``, hand it to every reader and log it."""
         self.published += 1
         self.by_kind[event.kind] = self.by_kind.get(event.kind, 0) + 1
+        if isinstance(event, SubscriptionFailed):
+            self.gaps.pop(event.subscription_id, None)  # a failed stream gets no Ended
         self._recent.append(event)
         for reader in tuple(self._readers):
             reader.offer(event)

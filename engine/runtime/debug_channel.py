@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import socket as stdlib_socket
 import stat
@@ -35,6 +36,10 @@ from engine.observability.debug_replies import (
 from engine.observability.journal import Journal
 
 __all__ = ("FOLLOW_BUFFER", "DebugChannel", "DebugChannelStats", "open_debug_channel")
+
+_log = logging.getLogger("engine.debug")
+#: Seconds a stopping engine gives its followers to send the last events and ``end``.
+END_GRACE: Final = 1.0
 
 #: Seconds a reply may take to be accepted by the client before it is dropped as dead.
 SEND_TIMEOUT: Final = 5.0
@@ -81,6 +86,13 @@ class DebugChannel:
         self._answer = answer
         self._max_clients = max_clients
         self.stats = DebugChannelStats()
+        self._followers = 0
+        self._followers_lot = trio.lowlevel.ParkingLot()
+
+    async def wait_followers_done(self) -> None:
+        """Return once no client follows events (they end when the journal closes)."""
+        while self._followers:
+            await self._followers_lot.park()
 
     async def serve(self, listeners: list[trio.SocketListener]) -> None:
         await trio.serve_listeners(self._client, listeners)
@@ -125,7 +137,17 @@ class DebugChannel:
             elif request.command == "help":
                 await _send(stream, {"ok": True, "cmd": "help", "commands": COMMANDS})
             else:
-                await _send(stream, self._answer(request))
+                await _send(stream, self._reply(request))
+
+    def _reply(self, request: DebugRequest) -> dict[str, object]:
+        """The answer, or an error reply: a diagnostic request never takes the engine down."""
+        try:
+            reply = self._answer(request)
+            encode_line(reply)  # fails here, not halfway through a send
+        except Exception as exc:
+            _log.exception("debug channel: %r failed", request.command)
+            return {"ok": False, "error": f"{request.command} failed: {exc!r}"}
+        return reply
 
     async def _events(self, stream: trio.SocketStream, request: DebugRequest) -> None:
         journal = self._journal
@@ -134,6 +156,8 @@ class DebugChannel:
         lot = trio.lowlevel.ParkingLot()
         # Taken in the same step as the recent ones: no event falls between the two.
         reader = journal.reader(FOLLOW_BUFFER, wake=lot.unpark_all) if request.follow else None
+        if reader is not None:
+            self._followers += 1  # from now on a stopping engine waits for its "end"
         try:
             await _send(
                 stream,
@@ -163,6 +187,8 @@ class DebugChannel:
             if reader is not None:
                 self.stats.events_dropped += reader.dropped
                 reader.close()
+                self._followers = max(0, self._followers - 1)
+                self._followers_lot.unpark_all()
 
 
 async def _cancel_on_eof(stream: trio.SocketStream, scope: trio.CancelScope) -> None:
@@ -209,15 +235,20 @@ async def open_debug_channel(
         listeners = [await _unix_listener(address.path)]
         where = str(address)
     else:
-        listeners = await trio.open_tcp_listeners(address.port, host=address.host)
+        # One address, so port 0 means one port ("localhost" may resolve to two).
+        host = "127.0.0.1" if address.host == "localhost" else address.host
+        listeners = await trio.open_tcp_listeners(address.port, host=host)
         port = listeners[0].socket.getsockname()[1]
-        where = str(DebugAddress("tcp", host=address.host, port=port))
+        where = str(DebugAddress("tcp", host=host, port=port))
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(channel.serve, listeners)
             try:
                 yield channel, where
             finally:
+                # The journal closed first: followers send the last events and "end".
+                with trio.CancelScope(shield=True), trio.move_on_after(END_GRACE):
+                    await channel.wait_followers_done()
                 nursery.cancel_scope.cancel()
     finally:
         # First, and without a checkpoint: a stop by cancellation must not leave the file.
@@ -231,19 +262,21 @@ async def open_debug_channel(
 
 async def _unix_listener(path: str) -> trio.SocketListener:
     await _clear_stale_socket(path)
-    sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
-    # Created 0600 from the start (no window in which another user could connect).
+    raw = stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    # Created 0600 from the start (no window in which another user could connect). The bind is
+    # synchronous, so the process-wide umask is changed for no other task or thread's await.
     previous = os.umask(0o177)
     try:
-        await sock.bind(path)
+        raw.bind(path)
     except OSError as exc:
-        sock.close()
+        raw.close()
         raise OSError(exc.errno, f"debug channel cannot bind {path}: {exc.strerror}") from None
     finally:
         os.umask(previous)
     os.chmod(path, 0o600)
-    sock.listen(16)
-    return trio.SocketListener(sock)
+    raw.listen(16)
+    await trio.lowlevel.checkpoint()
+    return trio.SocketListener(trio.socket.from_stdlib_socket(raw))
 
 
 async def _clear_stale_socket(path: str) -> None:

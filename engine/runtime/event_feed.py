@@ -39,13 +39,16 @@ class EventFeed:
     async def receive(self) -> OperatorEvent:
         """The next event; raises :class:`trio.EndOfChannel` once the engine stopped (or the
         feed was closed) and every waiting event was taken."""
+        # As Trio's channels do: a cancelled receive takes nothing (the cancel is checked before
+        # the take, and the checkpoint after it cannot be cancelled).
+        await trio.lowlevel.checkpoint_if_cancelled()
         while True:
             event = self._reader.take()
             if event is not None:
-                await trio.lowlevel.checkpoint()
+                await trio.lowlevel.cancel_shielded_checkpoint()
                 return event
             if self._reader.closed:
-                await trio.lowlevel.checkpoint()
+                await trio.lowlevel.cancel_shielded_checkpoint()
                 raise trio.EndOfChannel
             await self._lot.park()
 

@@ -62,6 +62,7 @@ class NatsServer:
                     break
             time.sleep(0.02)  # polling the ports file the server writes
         else:
+            self.stop()
             raise AssertionError("nats-server did not start")
         while time.monotonic() < end:
             try:
@@ -73,6 +74,7 @@ class NatsServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.02)
+        self.stop()
         raise AssertionError("nats-server's JetStream did not become healthy")
 
     def stop(self) -> None:

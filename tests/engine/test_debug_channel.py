@@ -265,3 +265,46 @@ async def test_addresses_outside_loopback_and_busy_paths_are_refused(
         with pytest.raises(OSError, match="in use by another process"):
             async with engine_on_emulator(debug=f"unix:{path}"):
                 pass
+
+
+async def test_a_reply_that_fails_is_an_error_line_not_a_dead_engine(
+    autojump_clock: MockClock,
+) -> None:
+    journal = Journal(trio.current_time)
+
+    def answer(request: object) -> dict[str, object]:
+        raise RuntimeError("a view bug")
+
+    address = parse_debug_address("127.0.0.1:0")
+    async with open_debug_channel(address, journal, answer) as (_, where):
+        client, stream = await open_debug_client(where)
+        async with stream:
+            with pytest.raises(DebugClientError, match="tree failed: RuntimeError"):
+                await client.request("tree")
+            assert (await client.request("help"))["ok"] is True  # still served
+
+
+async def test_followers_get_the_last_events_and_the_end_when_the_engine_stops(
+    autojump_clock: MockClock,
+) -> None:
+    async with engine_on_emulator(debug="127.0.0.1:0") as (eng, emu):
+        sub_id = await eng.subscribe_realtime("trade", ["KRW-BTC"])
+        await settle(eng, emu)
+        address = eng.debug_address
+        assert address is not None
+        client, stream = await open_debug_client(address)
+        first = await client.request("events 0 follow")
+        assert first["following"] is True
+    # The engine stopped: its last words reached the follower before the socket closed.
+    lines = []
+    with trio.fail_after(WAIT):
+        while (line := await client.read()) is not None:
+            lines.append(line)
+    await stream.aclose()
+    assert lines[-1] == {"end": "the engine stopped"}
+    ended = [
+        line["event"]
+        for line in lines[:-1]
+        if line["event"]["kind"] == "stream"  # type: ignore[index]
+    ]
+    assert any(e["event"]["type"] == "ended" and e["subscription_id"] == sub_id for e in ended)  # type: ignore[index]

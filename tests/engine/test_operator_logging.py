@@ -95,3 +95,36 @@ def test_a_reader_that_falls_behind_is_told_how_many_it_lost() -> None:
     late = journal.reader(replay=2)
     assert [late.take(), late.take()] == list(journal.recent(2))
     assert late.closed  # the journal is closed: nothing more will come
+
+
+def test_a_failed_subscription_leaves_no_gap_count_and_a_forgotten_reader_detaches() -> None:
+    import gc
+
+    from engine.events import Gap
+    from engine.observability.operator_events import SubscriptionFailed
+
+    journal = Journal(lambda: 0.0)
+    note = journal.note_for("sub-1")
+    note(Gap(ticket="t", start=0.0, end=1.0, cause="c", codes=("KRW-BTC",)), 1, 16)
+    assert journal.gaps == {"sub-1": 1}
+    journal.publish(SubscriptionFailed(at=0.0, subscription_id="sub-1", cause="overflow"))
+    assert journal.gaps == {}  # a failed stream gets no Ended: the count goes with the failure
+    reader = journal.reader(4)
+    assert journal.readers == 1
+    del reader
+    gc.collect()
+    assert journal.readers == 0  # nobody holds it: the journal does not either
+
+
+async def test_a_cancelled_receive_takes_no_event() -> None:
+    from engine.runtime.event_feed import EventFeed
+
+    journal = Journal(trio.current_time)
+    feed = EventFeed(journal)
+    journal.publish(ConnectionLost(at=0.0, ticket="t", generation=1, cause="c"))
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await feed.receive()
+    assert scope.cancelled_caught
+    event = feed.receive_nowait()  # still there
+    assert isinstance(event, ConnectionLost)

@@ -116,6 +116,8 @@ async def test_two_gateways_store_each_trade_once_even_when_one_dies(
                     a_scope.cancel()  # gateway a goes away mid-stream
             await _run(b, 2.0)
             assert a.stats.duplicates + b.stats.duplicates > 0  # both published the same
+            # a was stopped by cancellation and still published all it had queued.
+            assert a.stats.offered == a.stats.stored + a.stats.duplicates
         items, _ = await _read_all(nats_server, "check")
     trades = _trades(items)
     ids = [t.sequential_id for t in trades]

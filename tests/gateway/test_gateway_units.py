@@ -110,3 +110,35 @@ def test_the_config_file_and_its_errors(tmp_path: Path) -> None:
         parse_spec_text("myAsset:KRW-BTC")
     with pytest.raises(ValueError, match="TYPE:CODE"):
         parse_spec_text("trade")
+
+
+async def test_a_full_queue_refuses_new_messages_and_never_evicts_the_batch_in_flight() -> None:
+    import trio
+
+    from engine.gateway.nats_session import PublishOutcome
+    from engine.gateway.publisher import Publisher
+
+    release = trio.Event()
+    published: list[list[str]] = []
+
+    async def publish(batch: object) -> PublishOutcome:
+        items = list(batch)  # type: ignore[call-overload]
+        published.append([msg_id for _, _, msg_id in items])
+        await release.wait()
+        return PublishOutcome(len(items), 0, (), None)
+
+    publisher = Publisher(publish, limit=4, batch=2, events_subject="e", instance="i")
+    for n in range(4):
+        publisher.offer("s", b"x", f"m{n}")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(publisher.flush_once)
+        await trio.testing.wait_all_tasks_blocked()
+        assert published == [["m0", "m1"]]  # in flight
+        publisher.offer("s", b"x", "m4")  # full: refused, the in-flight head is kept
+        assert publisher.stats.dropped == 1
+        release.set()
+    assert publisher.stats.stored == 2  # what was in flight was stored, not counted as lost
+    assert len(publisher) == 3  # the two left, and the report of the refused one
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(publisher.flush_once)  # the loss report goes out first
+    assert published[1][0].startswith("event:i:")
