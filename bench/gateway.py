@@ -19,6 +19,8 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
@@ -149,6 +151,18 @@ def _ms(values: list[float], q: float) -> str:
     return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000:.1f}"
 
 
+@contextmanager
+def _fresh_server(binary: str) -> Iterator[NatsServer]:
+    """A new nats-server with an empty store, stopped at the end."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = NatsServer(binary, Path(tmp))
+        try:
+            server.start()
+            yield server
+        finally:
+            server.stop()
+
+
 async def main(quick: bool) -> str:
     count = 5_000 if quick else 50_000
     seconds = 3.0 if quick else 15.0
@@ -161,13 +175,8 @@ async def main(quick: bool) -> str:
         "|---|---|---|---|---|---|",
     ]
     for gateways in (1, 2):
-        with tempfile.TemporaryDirectory() as tmp:
-            server = NatsServer(binary, Path(tmp))
-            try:
-                server.start()
-                took, stored, duplicates = await _capacity(server, count, gateways)
-            finally:
-                server.stop()
+        with _fresh_server(binary) as server:
+            took, stored, duplicates = await _capacity(server, count, gateways)
         lines.append(
             f"| {gateways} | {count:,} | {took:.2f} | {count / took:,.0f} | {stored:,} | "
             f"{duplicates:,} |"
@@ -178,13 +187,8 @@ async def main(quick: bool) -> str:
         "|---|---|---|---|---|",
     ]
     for gateways in (1, 2):
-        with tempfile.TemporaryDirectory() as tmp:
-            server = NatsServer(binary, Path(tmp))
-            try:
-                server.start()
-                values = await _latency(server, seconds, gateways)
-            finally:
-                server.stop()
+        with _fresh_server(binary) as server:
+            values = await _latency(server, seconds, gateways)
         lines.append(
             f"| {gateways} | {len(values):,} | {_ms(values, 0.5)} | {_ms(values, 0.99)} | "
             f"{max(values) * 1000:.1f} |"
