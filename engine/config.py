@@ -225,8 +225,10 @@ def _debug_address(value: object) -> str | None:
     """``EngineConfig.debug`` in its canonical form (``True`` becomes the default socket)."""
     if value is None or value is False:
         return None
+    if not isinstance(value, str | bool):
+        value = repr(value)  # refused below with the value in the message
     try:
-        return str(parse_debug_address(value))  # type: ignore[arg-type]
+        return str(parse_debug_address(value))
     except ValueError as exc:
         raise ValueError(
             f"EngineConfig.debug must be 'unix:PATH', '127.0.0.1:PORT', True or None: {exc}"

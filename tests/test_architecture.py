@@ -32,6 +32,7 @@ SANS_IO = (
     "engine.observability.journal",
     "engine.observability.jsonable",
     "engine.observability.operator_events",
+    "engine.observability.throttle",
     "engine.observability.metrics",
     "engine.observability.records",
 )

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Final
+from typing import Any, Final
 
 import orjson
 import trio
@@ -32,7 +32,7 @@ class DebugClient:
     async def send(self, line: str) -> None:
         await self._stream.send_all(line.encode() + b"\n")
 
-    async def read(self) -> dict[str, object] | None:
+    async def read(self) -> dict[str, Any] | None:
         """The next JSON line, or ``None`` when the engine closed the connection."""
         while True:
             end = self._pending.find(b"\n")
@@ -50,7 +50,7 @@ class DebugClient:
                 return None
             self._pending.extend(data)
 
-    async def request(self, line: str) -> dict[str, object]:
+    async def request(self, line: str) -> dict[str, Any]:
         """Send one request and return its reply; ``DebugClientError`` if it failed."""
         await self.send(line)
         with trio.move_on_after(REPLY_TIMEOUT) as scope:
@@ -63,7 +63,7 @@ class DebugClient:
             raise DebugClientError(str(reply.get("error", reply)))
         return reply
 
-    async def follow(self, recent: int = 20) -> AsyncGenerator[dict[str, object], None]:
+    async def follow(self, recent: int = 20) -> AsyncGenerator[dict[str, Any], None]:
         """``events follow``: the recent events, then each live one, as event objects; ends
         when the engine stops or closes the connection."""
         reply = await self.request(f"events {recent} follow")

@@ -21,20 +21,20 @@ import trio
 
 from engine.cli.output import describe, stop_on_signals
 from engine.core.keys import PRIVATE_TYPES
+from engine.core.specs import Spec, parse_spec
 from engine.events import EVENT_TYPES
 from engine.facade.engine import Engine
 from engine.facade.open import open_engine
 from engine.observability.jsonable import to_jsonable
 
 __all__ = (
-    "WatchSpec",
     "add_endpoint_options",
     "add_watch_command",
     "check_watch_args",
     "engine_for",
     "engine_options",
     "format_item",
-    "parse_spec",
+    "parse_spec_argument",
     "run_watch",
 )
 
@@ -42,32 +42,12 @@ ACCESS_KEY_ENV = "UPBIT_ACCESS_KEY"
 SECRET_KEY_ENV = "UPBIT_SECRET_KEY"
 
 
-class WatchSpec:
-    """One ``TYPE:CODES`` argument."""
-
-    __slots__ = ("codes", "data_type")
-
-    def __init__(self, data_type: str, codes: tuple[str, ...]) -> None:
-        self.data_type = data_type
-        self.codes = codes
-
-    def __repr__(self) -> str:
-        return f"{self.data_type}:{','.join(self.codes)}"
-
-
-def parse_spec(text: str) -> WatchSpec:
-    """``trade:KRW-BTC,KRW-ETH`` -> a spec; ``argparse`` turns ``ValueError`` into a usage
-    error naming the argument."""
-    data_type, _, codes_text = text.partition(":")
-    codes = tuple(code for code in codes_text.split(",") if code) if codes_text else ()
-    if not data_type:
-        raise argparse.ArgumentTypeError(f"{text!r}: write TYPE:CODE[,CODE...], e.g. trade:KRW-BTC")
-    if not codes and data_type not in PRIVATE_TYPES:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: {data_type} needs codes, e.g. {data_type}:KRW-BTC,KRW-ETH "
-            "(only myAsset and myOrder go without)"
-        )
-    return WatchSpec(data_type, codes)
+def parse_spec_argument(text: str) -> Spec:
+    """``parse_spec`` for argparse: its message becomes the usage error."""
+    try:
+        return parse_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_watch_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,7 +60,11 @@ def add_watch_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         f"; watch myAsset (keys from {ACCESS_KEY_ENV} and {SECRET_KEY_ENV}).",
     )
     watch.add_argument(
-        "specs", metavar="TYPE:CODE[,CODE...]", nargs="+", type=parse_spec, help="what to watch"
+        "specs",
+        metavar="TYPE:CODE[,CODE...]",
+        nargs="+",
+        type=parse_spec_argument,
+        help="what to watch",
     )
     add_endpoint_options(watch)
     watch.add_argument("--json", action="store_true", help="one JSON object a line (for pipes)")

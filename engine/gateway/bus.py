@@ -23,10 +23,11 @@ import trio
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from engine.errors import ProtocolError
 from engine.gateway.bridge import AsyncioThread, open_asyncio_thread
 from engine.gateway.nats_session import NatsSession, connect
 from engine.wire.decode import decode_frame
-from engine.wire.messages import Message
+from engine.wire.messages import Candle, Message, Orderbook, Ticker, Trade
 
 __all__ = ("BusConsumer", "BusEvent", "open_bus")
 
@@ -58,6 +59,8 @@ class BusConsumer:
         self._batch: list[Any] = []
         self._handed: Any = None
         self.batch_size = batch_size
+        #: Messages skipped: not a market data message this API models.
+        self.skipped = 0
 
     def __aiter__(self) -> BusConsumer:
         return self
@@ -66,15 +69,20 @@ class BusConsumer:
         # Asking for the next message is finishing the last one: acknowledge it (without
         # waiting; only it is outstanding, so a slow reader never outlasts ack_wait).
         self._ack_handed()
-        while not self._batch:
-            # Shielded (bounded by FETCH_WAIT): a fetched batch is never dropped by a cancel;
-            # it waits here for the next call, or is handed back by close().
-            with trio.CancelScope(shield=True):
-                self._batch = await self._thread.call(self._fetch)
-            await trio.lowlevel.checkpoint()
-        raw = self._batch.pop(0)
-        self._handed = raw
-        return self._decode(raw.subject, raw.data)
+        while True:
+            while not self._batch:
+                # Shielded (bounded by FETCH_WAIT): a fetched batch is never dropped by a
+                # cancel; it waits here for the next call, or is handed back by close().
+                with trio.CancelScope(shield=True):
+                    self._batch = await self._thread.call(self._fetch)
+                await trio.lowlevel.checkpoint()
+            raw = self._batch.pop(0)
+            self._handed = raw
+            item = self._decode(raw.subject, raw.data)
+            if item is not None:
+                return item
+            self.skipped += 1  # counted and acknowledged: the stream goes on
+            self._ack_handed()
 
     async def _fetch(self) -> list[Any]:
         try:
@@ -98,7 +106,7 @@ class BusConsumer:
 
         await self._thread.call(settle)
 
-    def _decode(self, subject: str, data: bytes) -> Message | BusEvent:
+    def _decode(self, subject: str, data: bytes) -> Message | BusEvent | None:
         if subject.startswith(self._events_prefix):
             event = orjson.loads(data)
             return BusEvent(
@@ -107,9 +115,13 @@ class BusConsumer:
                 str(event.get("summary", "")),
                 event,
             )
-        decoded = decode_frame(data)
-        assert not isinstance(decoded, list)
-        return decoded  # type: ignore[return-value]
+        try:
+            decoded = decode_frame(data)
+        except ProtocolError:
+            decoded = None
+        if not isinstance(decoded, Ticker | Trade | Orderbook | Candle):
+            return None  # not a message this API models (another publisher's, a newer type)
+        return decoded
 
 
 async def _quiet(ack: Any) -> None:

@@ -10,6 +10,8 @@ from typing import Any, Final
 
 import attrs
 
+from engine.core.keys import PRIVATE_TYPES
+from engine.core.specs import Spec, parse_spec
 from engine.gateway.sharding import parse_shard, shard_codes
 
 __all__ = ("GatewayConfig", "Spec", "parse_spec_text")
@@ -17,25 +19,14 @@ __all__ = ("GatewayConfig", "Spec", "parse_spec_text")
 _NAME: Final = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-@attrs.frozen
-class Spec:
-    """One ``TYPE:CODE[,CODE...]`` the gateway subscribes to."""
-
-    data_type: str
-    codes: tuple[str, ...]
-
-
 def parse_spec_text(text: str) -> Spec:
-    data_type, _, codes_text = text.partition(":")
-    codes = tuple(code for code in codes_text.split(",") if code)
-    if not data_type or not codes:
-        raise ValueError(f"{text!r}: write TYPE:CODE[,CODE...], e.g. trade:KRW-BTC,KRW-ETH")
-    if data_type in ("myAsset", "myOrder"):
+    """A spec the gateway publishes: public market data only."""
+    if text.partition(":")[0] in PRIVATE_TYPES:
         raise ValueError(
             f"{text!r}: the gateway publishes public market data only: an account's orders "
             "and assets must not go to a shared bus"
         )
-    return Spec(data_type, codes)
+    return parse_spec(text)
 
 
 def _name(_: object, attribute: attrs.Attribute[Any], value: object) -> None:

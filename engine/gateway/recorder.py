@@ -26,11 +26,12 @@ from typing import Final
 
 import orjson
 
-from engine.events import EVENT_TYPES
+from engine.events import Backfilled, Ended, Gap, Interrupted, SnapshotMissing
 from engine.facade.engine import Engine
 from engine.gateway.config import Spec
 from engine.gateway.encoding import payload_of
 from engine.observability.jsonable import to_jsonable
+from engine.wire.messages import Message
 
 __all__ = ("FORMAT", "Recorder", "record")
 
@@ -64,8 +65,8 @@ class Recorder:
         self.files: list[Path] = []
         self.records = 0
 
-    def write_message(self, message: object) -> None:
-        self._write({"t": time.time() * 1000.0, "msg": payload_of(message)})  # type: ignore[arg-type]
+    def write_message(self, message: Message) -> None:
+        self._write({"t": time.time() * 1000.0, "msg": payload_of(message)})
 
     def write_event(self, event: object) -> None:
         self._write({"t": time.time() * 1000.0, "event": to_jsonable(event)})
@@ -117,7 +118,7 @@ async def record(eng: Engine, specs: Sequence[Spec], recorder: Recorder) -> None
 
     async def one(sub_id: str) -> None:
         async for item in eng.stream(sub_id):
-            if isinstance(item, EVENT_TYPES):
+            if isinstance(item, Interrupted | Gap | SnapshotMissing | Backfilled | Ended):
                 recorder.write_event(item)
             else:
                 recorder.write_message(item)

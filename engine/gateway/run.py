@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import attrs
 import trio
 
-from engine.events import EVENT_TYPES
+from engine.events import Backfilled, Ended, Gap, Interrupted, SnapshotMissing
 from engine.facade.engine import Engine
 from engine.facade.open import open_engine
 from engine.gateway.bridge import AsyncioThread, open_asyncio_thread
@@ -31,9 +30,10 @@ from engine.gateway.publisher import GatewayStats, Item, Publisher
 from engine.observability.debug_replies import event_json
 from engine.observability.journal import LOG_INTERVAL
 from engine.observability.operator_events import shape_of
+from engine.observability.throttle import LogThrottle
 from engine.runtime.event_feed import EventFeed
 
-__all__ = ("FLUSH_TIMEOUT", "Gateway", "open_gateway")
+__all__ = ("FLUSH_TIMEOUT", "Gateway", "batch_publisher", "open_gateway")
 
 #: Seconds a stopping gateway spends publishing what is still queued.
 FLUSH_TIMEOUT: Final = 5.0
@@ -84,7 +84,7 @@ async def open_gateway(config: GatewayConfig, **engine_options: Any) -> AsyncIte
             )
             _log.info("JetStream stream %s %s (subjects %s.>)", config.stream, setup, config.prefix)
             publisher = Publisher(
-                _batch_publisher(thread, session, config.publish_timeout),
+                batch_publisher(thread, session, config.publish_timeout),
                 limit=config.buffer,
                 batch=config.batch,
                 events_subject=config.events_subject,
@@ -114,28 +114,27 @@ async def open_gateway(config: GatewayConfig, **engine_options: Any) -> AsyncIte
                 await thread.call(session.close)
 
 
-def _batch_publisher(thread: AsyncioThread, session: NatsSession, ack_wait: float) -> Any:
-    async def publish(batch: list[Item]) -> PublishOutcome:
+def batch_publisher(
+    thread: AsyncioThread, session: NatsSession, ack_wait: float
+) -> Callable[[Sequence[Item]], Awaitable[PublishOutcome]]:
+    """A publisher's ``publish``: one batch through ``session``, on the asyncio thread."""
+
+    async def publish(batch: Sequence[Item]) -> PublishOutcome:
         return await thread.call(lambda: session.publish_batch(batch, ack_wait))
 
     return publish
 
 
-#: NATS error text shape -> (last logged, repeats since): nats-py reports every failed
-#: reconnect attempt (twice a second while the server is down).
-_ERRORS_LOGGED: dict[str, tuple[float, int]] = {}
+#: nats-py reports every failed reconnect attempt (twice a second while the server is down).
+_ERRORS = LogThrottle(time.monotonic, LOG_INTERVAL)
 
 
 def _on_state(state: str) -> None:
     # Called on the asyncio thread; logging is thread-safe.
     if state.startswith("error"):
-        shape = shape_of(state)
-        now = time.monotonic()
-        last, repeats = _ERRORS_LOGGED.get(shape, (-math.inf, 0))
-        if now - last < LOG_INTERVAL:
-            _ERRORS_LOGGED[shape] = (last, repeats + 1)
+        repeats = _ERRORS.admit(shape_of(state))
+        if repeats is None:
             return
-        _ERRORS_LOGGED[shape] = (now, 0)
         more = f" (+{repeats} like it in the last {LOG_INTERVAL:.0f} s)" if repeats else ""
         _log.warning("NATS %s%s", state, more, extra={"nats_state": "error"})
         return
@@ -145,9 +144,9 @@ def _on_state(state: str) -> None:
 
 async def _forward(eng: Engine, sub_id: str, publisher: Publisher, prefix: str) -> None:
     async for item in eng.stream(sub_id):
-        if isinstance(item, EVENT_TYPES):
+        if isinstance(item, Interrupted | Gap | SnapshotMissing | Backfilled | Ended):
             continue  # the journal's StreamEvent carries it to the events subject
-        subject, data, msg_id = encode_message(item, prefix)  # type: ignore[arg-type]
+        subject, data, msg_id = encode_message(item, prefix)
         publisher.offer(subject, data, msg_id)
 
 

@@ -30,17 +30,20 @@ class TicketNode:
     routing: TicketRouteStatistics | None
     connection: TicketMetrics | None = None
 
+    @property
+    def state(self) -> str:
+        """``streaming``, ``idle``, ``parked``, ``down`` (wanted, not connected) or ``closed``."""
+        status = self.status
+        if not status.connected:
+            return "down" if status.desired else "closed"
+        if status.parked:
+            return "parked"
+        return "idle" if status.idle else "streaming"
+
     def describe(self) -> str:
         """One line: connection, what it carries, what the router did with its frames."""
         status = self.status
-        if not status.connected:
-            state = "down" if status.desired else "closed"
-        elif status.parked:
-            state = "parked"
-        elif status.idle:
-            state = "idle"
-        else:
-            state = "streaming"
+        state = self.state
         codes = sorted({key.code for key in status.desired if key.code})
         text = f"{status.ticket} [{state}]"
         connection = self.connection

@@ -103,15 +103,6 @@ def tree_reply(tree: EngineTree) -> dict[str, object]:
     return {"ok": True, "cmd": "tree", "text": tree.render(), "tree": to_jsonable(tree.actors)}
 
 
-def _state_of(node: TicketNode) -> str:
-    status = node.status
-    if not status.connected:
-        return "down" if status.desired else "closed"
-    if status.parked:
-        return "parked"
-    return "idle" if status.idle else "streaming"
-
-
 def _ticket(node: TicketNode) -> dict[str, object]:
     status = node.status
     types: dict[str, int] = {}
@@ -120,7 +111,7 @@ def _ticket(node: TicketNode) -> dict[str, object]:
     out: dict[str, object] = {
         "ticket": status.ticket,
         "mode": to_jsonable(status.mode),
-        "state": _state_of(node),
+        "state": node.state,
         "generation": status.generation,
         "streams": len(status.desired),
         "codes": len({key.code for key in status.desired if key.code}),

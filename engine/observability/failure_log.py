@@ -11,8 +11,9 @@ the time.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Final
+
+from engine.observability.operator_events import shape_of
 
 __all__ = ("HEALTHY_AFTER", "FailureLog")
 
@@ -20,7 +21,6 @@ __all__ = ("HEALTHY_AFTER", "FailureLog")
 HEALTHY_AFTER: Final = 60.0
 
 _log = logging.getLogger("engine.connection")
-_NUMBERS: Final = re.compile(r"\d+(?:\.\d+)?")
 #: The longest cause a log line quotes.
 _CAUSE_CHARS: Final = 300
 
@@ -47,7 +47,7 @@ class FailureLog:
         self.attempts += 1
         if self.since is None:
             self.since = now
-        shape = _NUMBERS.sub("#", cause)
+        shape = shape_of(cause)
         if shape == self._logged:
             return
         self._logged = shape

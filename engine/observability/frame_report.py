@@ -21,6 +21,7 @@ from typing import Final
 
 from engine.errors import ProtocolError
 from engine.observability.operator_events import ErrorFrame, FrameDrift, OperatorEvent
+from engine.observability.throttle import LogThrottle
 
 __all__ = ("LOG_INTERVAL", "MAX_KEYS", "OTHER", "SAMPLE_BYTES", "FrameReport", "sample_of")
 
@@ -42,28 +43,6 @@ def sample_of(frame: bytes | bytearray | memoryview | str) -> str:
     cut = raw[:SAMPLE_BYTES]
     text = cut.decode("utf-8", "replace")
     return repr(text) + ("..." if len(raw) > SAMPLE_BYTES else "")
-
-
-class _Throttle:
-    """Lets one line per key through every ``interval`` seconds; counts the rest."""
-
-    __slots__ = ("_clock", "_interval", "_last", "_suppressed")
-
-    def __init__(self, clock: Callable[[], float], interval: float) -> None:
-        self._clock = clock
-        self._interval = interval
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def admit(self, key: str) -> int | None:
-        """The number of events suppressed since the last line, if a line may go out now."""
-        now = self._clock()
-        last = self._last.get(key)
-        if last is not None and now - last < self._interval:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return None
-        self._last[key] = now
-        return self._suppressed.pop(key, 0)
 
 
 class FrameReport:
@@ -90,7 +69,7 @@ class FrameReport:
         self.drift_problems: dict[str, int] = {}
         #: Error frames received, per Upbit error name (each one closes its connection).
         self.error_frames: dict[str, int] = {}
-        self._throttle = _Throttle(clock, log_interval)
+        self._throttle = LogThrottle(clock, log_interval)
         self._log = logger
         self._clock = clock
         #: Told of each report that is logged (the engine's journal), and of every error frame.

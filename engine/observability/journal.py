@@ -24,6 +24,7 @@ from engine.observability.operator_events import (
     StreamEvent,
     SubscriptionFailed,
 )
+from engine.observability.throttle import LogThrottle
 
 __all__ = ("LOG_INTERVAL", "RECENT", "Journal", "JournalReader")
 
@@ -117,9 +118,7 @@ class Journal:
         self._recent: deque[OperatorEvent] = deque(maxlen=recent)
         # Weak: an events() iterator the application forgot detaches itself when collected.
         self._readers: weakref.WeakSet[JournalReader] = weakref.WeakSet()
-        self._log_interval = log_interval
-        # throttle key -> (time of the last line, events suppressed since)
-        self._logged: dict[str, tuple[float, int]] = {}
+        self._throttle = LogThrottle(clock, log_interval)
         self.closed = False
         #: Events published, and dropped from readers that fell behind (all readers).
         self.published = 0
@@ -207,18 +206,13 @@ class Journal:
         key = event.throttle_key()
         suppressed = 0
         if key is not None:
-            now = event.at
-            last = self._logged.get(key)
-            if last is not None and now - last[0] < self._log_interval:
-                self._logged[key] = (last[0], last[1] + 1)
+            admitted = self._throttle.admit(key)
+            if admitted is None:
                 return
-            suppressed = last[1] if last is not None else 0
-            self._logged[key] = (now, 0)
-            if len(self._logged) > 4096:  # keys carry ticket and subscription ids: stay bounded
-                self._logged.clear()
+            suppressed = admitted
         text = event.summary()
         if suppressed:
-            text += f" (+{suppressed} like it in the last {self._log_interval:.0f} s)"
+            text += f" (+{suppressed} like it in the last {self._throttle.interval:.0f} s)"
         extra = {
             name if name not in _RESERVED else f"event_{name}": _loggable(value)
             for name, value in event.context().items()

@@ -9,6 +9,7 @@ import socket
 import stat
 from contextlib import aclosing
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -26,7 +27,7 @@ from ._engine_support import WAIT, engine_on_emulator, settle, transport_name
 from .test_engine_private import private_engine
 
 
-async def _raw(stream: trio.abc.Stream, line: bytes) -> dict[str, object]:
+async def _raw(stream: trio.abc.Stream, line: bytes) -> dict[str, Any]:
     """One request on a raw stream, one reply line parsed: the protocol without our client."""
     await stream.send_all(line)
     data = b""
@@ -59,7 +60,7 @@ async def test_every_command_answers_over_a_private_unix_socket(
             assert isinstance(tree["tree"], dict)
             assert tree["tree"]["name"] == "engine"
             tickets = await _raw(stream, b'{"cmd": "tickets"}\n')
-            (busy,) = [t for t in tickets["tickets"] if t["streams"]]  # type: ignore[union-attr]
+            (busy,) = [t for t in tickets["tickets"] if t["streams"]]
             assert busy["state"] == "streaming"
             assert busy["streams"] == 4
             assert busy["codes"] == 2
@@ -68,7 +69,7 @@ async def test_every_command_answers_over_a_private_unix_socket(
             assert busy["routed"]["ticker"] > 0
             assert f"{busy['ticket']} [streaming]" in text
             subs = await _raw(stream, b"subscriptions\n")
-            (row,) = subs["subscriptions"]  # type: ignore[misc]
+            (row,) = subs["subscriptions"]
             assert row["id"] == sub_id
             assert row["codes"] == ["KRW-BTC", "KRW-ETH"]
             assert row["types"] == ["trade", "ticker"]
@@ -76,13 +77,13 @@ async def test_every_command_answers_over_a_private_unix_socket(
             assert row["gaps"] == 0
             assert row["tickets"] == [busy["ticket"]]
             metrics = await _raw(stream, b"metrics\n")
-            assert metrics["metrics"]["connects"] == eng.metrics().connects  # type: ignore[index]
+            assert metrics["metrics"]["connects"] == eng.metrics().connects
             events = await _raw(stream, b"events\n")
-            kinds = [e["kind"] for e in events["events"]]  # type: ignore[union-attr]
+            kinds = [e["kind"] for e in events["events"]]
             assert "connected" in kinds
-            assert all(e["summary"] for e in events["events"])  # type: ignore[union-attr]
+            assert all(e["summary"] for e in events["events"])
             helped = await _raw(stream, b"help\n")
-            assert set(helped["commands"]) >= {"tree", "tickets", "subscriptions", "events"}  # type: ignore[arg-type]
+            assert set(helped["commands"]) >= {"tree", "tickets", "subscriptions", "events"}
             bad = await _raw(stream, b"shutdown\n")
             assert bad["ok"] is False
             assert "unknown command 'shutdown'" in str(bad["error"])
@@ -102,7 +103,7 @@ async def test_follow_streams_a_loss_and_its_recovery_over_tcp(autojump_clock: M
         await settle(eng, emu)
         client, stream = await open_debug_client(address)
         async with stream:
-            seen: list[dict[str, object]] = []
+            seen: list[dict[str, Any]] = []
             dropped = False
             with trio.fail_after(WAIT):
                 async with aclosing(client.follow(recent=1)) as follow:  # the last, then live
@@ -111,7 +112,7 @@ async def test_follow_streams_a_loss_and_its_recovery_over_tcp(autojump_clock: M
                         if not dropped:
                             dropped = True
                             await emu.drop()
-                        if event["kind"] == "stream" and event["event"]["type"] == "gap":  # type: ignore[index]
+                        if event["kind"] == "stream" and event["event"]["type"] == "gap":
                             break
         seen = seen[1:]
         kinds = [e["kind"] for e in seen]
@@ -121,12 +122,12 @@ async def test_follow_streams_a_loss_and_its_recovery_over_tcp(autojump_clock: M
         assert lost["ticket"] == eng.subscription(sub_id).tickets[0]
         gap = seen[-1]
         assert gap["subscription_id"] == sub_id
-        assert gap["event"]["codes"] == ["KRW-BTC"]  # type: ignore[index]
+        assert gap["event"]["codes"] == ["KRW-BTC"]
         subs = await _subscriptions(address)
         assert subs[0]["gaps"] == 1
 
 
-async def _subscriptions(address: str) -> list[dict[str, object]]:
+async def _subscriptions(address: str) -> list[dict[str, Any]]:
     client, stream = await open_debug_client(address)
     async with stream:
         reply = await client.request("subscriptions")
@@ -220,7 +221,7 @@ async def test_a_client_that_stops_reading_is_dropped_and_costs_nothing(
         with trio.fail_after(WAIT):
             line = await reader.read()
         assert line is not None
-        assert line["event"]["ticket"] == "after"  # type: ignore[index]
+        assert line["event"]["ticket"] == "after"
         await stuck_stream.aclose()
         await reader_stream.aclose()
 
@@ -302,9 +303,5 @@ async def test_followers_get_the_last_events_and_the_end_when_the_engine_stops(
             lines.append(line)
     await stream.aclose()
     assert lines[-1] == {"end": "the engine stopped"}
-    ended = [
-        line["event"]
-        for line in lines[:-1]
-        if line["event"]["kind"] == "stream"  # type: ignore[index]
-    ]
-    assert any(e["event"]["type"] == "ended" and e["subscription_id"] == sub_id for e in ended)  # type: ignore[index]
+    ended = [line["event"] for line in lines[:-1] if line["event"]["kind"] == "stream"]
+    assert any(e["event"]["type"] == "ended" and e["subscription_id"] == sub_id for e in ended)

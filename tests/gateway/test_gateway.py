@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import attrs
 import orjson
@@ -32,7 +33,7 @@ CODES = ("KRW-BTC", "KRW-ETH")
 DEADLINE = 60.0
 
 
-def _config(server: NatsServer, **changes: object) -> GatewayConfig:
+def _config(server: NatsServer, **changes: Any) -> GatewayConfig:
     base = GatewayConfig(nats=server.url, specs=(Spec("trade", CODES), Spec("ticker", CODES)))
     return attrs.evolve(base, **changes)
 

@@ -4,6 +4,7 @@ assignment, the configuration and its errors."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
@@ -116,13 +117,13 @@ async def test_a_full_queue_refuses_new_messages_and_never_evicts_the_batch_in_f
     import trio
 
     from engine.gateway.nats_session import PublishOutcome
-    from engine.gateway.publisher import Publisher
+    from engine.gateway.publisher import Item, Publisher
 
     release = trio.Event()
-    published: list[list[str]] = []
+    published: list[list[str | None]] = []
 
-    async def publish(batch: object) -> PublishOutcome:
-        items = list(batch)  # type: ignore[call-overload]
+    async def publish(batch: Sequence[Item]) -> PublishOutcome:
+        items = list(batch)
         published.append([msg_id for _, _, msg_id in items])
         await release.wait()
         return PublishOutcome(len(items), 0, (), None)

@@ -21,8 +21,8 @@ CODES = ("KRW-BTC", "KRW-ETH")
 SPECS = (Spec("trade", CODES), Spec("ticker", CODES))
 
 
-async def _record(directory: Path, seconds: float, **recorder: object) -> Recorder:
-    rec = Recorder(directory, specs=SPECS, **recorder)  # type: ignore[arg-type]
+async def _record(directory: Path, seconds: float, rotate_bytes: int = 1 << 28) -> Recorder:
+    rec = Recorder(directory, specs=SPECS, rotate_bytes=rotate_bytes)
     config = EmulatorConfig(markets=(*CODES, "KRW-XRP"), seed=4, rate_scale=20.0)
     async with (
         open_emulator(config) as emu,

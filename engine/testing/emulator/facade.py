@@ -575,10 +575,8 @@ async def open_emulator(
     """
     config = config or EmulatorConfig()
     if catalog is None:
-        if isinstance(getattr(simulator, "catalog", None), tuple):
-            catalog = simulator.catalog  # type: ignore[union-attr]
-        else:
-            catalog = _default_catalog(config)
+        found = getattr(simulator, "catalog", None)
+        catalog = found if isinstance(found, tuple) else _default_catalog(config)
     start: dict[str, int] = {}
     if config.market_start_ms is not None:
         start["start_ms"] = config.market_start_ms
